@@ -1,0 +1,113 @@
+//! Exploration backends: run one model execution many times under a scheduler and
+//! collect the distinct violations the oracle reports.
+//!
+//! An execution is a closure that builds a fresh [`Kernel`](cowbreak_mm::Kernel), runs
+//! model threads on it, joins them and returns what the oracle saw. It must not panic on
+//! a violation: the oracle records, the closure returns, and the campaign goes on.
+//!
+//! | build | function | what it explores |
+//! |---|---|---|
+//! | default | [`explore_shuttle`] | random, PCT, URW or DFS schedules, seeded; each violation comes with its replayable schedule |
+//! | `--cfg loom` | `explore_loom` | every interleaving within a preemption bound, under C11 weak memory |
+//! | `--cfg cowbreak_stress` | `explore_stress` | the same execution on real threads, over and over |
+
+#![warn(missing_docs)]
+
+use std::collections::BTreeMap;
+
+use cowbreak_mm::{Violation, ViolationKind};
+
+#[cfg(loom)]
+mod loom_backend;
+#[cfg(all(not(loom), not(cowbreak_stress)))]
+mod shuttle_backend;
+#[cfg(all(not(loom), cowbreak_stress))]
+mod stress_backend;
+
+#[cfg(loom)]
+pub use loom_backend::explore_loom;
+#[cfg(all(not(loom), not(cowbreak_stress)))]
+pub use shuttle_backend::{explore_shuttle, replay_shuttle, ShuttleConfig, Strategy};
+#[cfg(all(not(loom), cowbreak_stress))]
+pub use stress_backend::explore_stress;
+
+/// One distinct violation found by a campaign.
+#[derive(Clone, Debug)]
+pub struct Found {
+    /// The first report (for a kind and place) in the kept execution.
+    pub violation: Violation,
+    /// The 1-based execution where this kind and place first broke.
+    pub first_at_execution: u64,
+    /// The schedule of the shortest execution that broke it, encoded (shuttle only).
+    pub schedule: Option<String>,
+    /// Scheduling decisions in that schedule.
+    pub schedule_len: usize,
+}
+
+/// What a campaign saw.
+#[derive(Clone, Debug, Default)]
+pub struct Outcome {
+    /// Executions run.
+    pub executions: u64,
+    /// Distinct violations, by (kind, place), in the order first found.
+    pub violations: Vec<Found>,
+}
+
+impl Outcome {
+    /// Whether any violation of `kind` was found.
+    pub fn found(&self, kind: ViolationKind) -> bool {
+        self.violations.iter().any(|f| f.violation.kind == kind)
+    }
+
+    /// The kinds found, sorted and without repeats.
+    pub fn kinds(&self) -> Vec<ViolationKind> {
+        let mut k: Vec<_> = self.violations.iter().map(|f| f.violation.kind).collect();
+        k.sort();
+        k.dedup();
+        k
+    }
+}
+
+/// Collects violations across executions: distinct by (kind, place), keeping the
+/// shortest schedule for each.
+#[derive(Debug, Default)]
+pub(crate) struct Collector {
+    executions: u64,
+    order: Vec<(ViolationKind, &'static str)>,
+    found: BTreeMap<(ViolationKind, &'static str), Found>,
+}
+
+impl Collector {
+    /// Record what execution number `self.executions` saw.
+    pub(crate) fn record(&mut self, violations: Vec<Violation>, schedule: Option<String>, schedule_len: usize) {
+        let execution = self.executions;
+        for v in violations {
+            let key = (v.kind, v.at);
+            match self.found.get_mut(&key) {
+                Some(f) => {
+                    if schedule.is_some() && schedule_len < f.schedule_len {
+                        f.violation = v;
+                        f.schedule = schedule.clone();
+                        f.schedule_len = schedule_len;
+                    }
+                }
+                None => {
+                    self.order.push(key);
+                    self.found.insert(
+                        key,
+                        Found { violation: v, first_at_execution: execution, schedule: schedule.clone(), schedule_len },
+                    );
+                }
+            }
+        }
+    }
+
+    pub(crate) fn begin_execution(&mut self) {
+        self.executions += 1;
+    }
+
+    pub(crate) fn into_outcome(mut self) -> Outcome {
+        let violations = self.order.iter().filter_map(|k| self.found.remove(k)).collect();
+        Outcome { executions: self.executions, violations }
+    }
+}

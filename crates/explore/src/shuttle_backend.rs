@@ -1,0 +1,234 @@
+//! shuttle: randomized campaigns (random, PCT, URW, DFS) and exact replay.
+//!
+//! A recording wrapper around the chosen scheduler keeps every decision of the current
+//! execution, so whatever breaks comes with a schedule that
+//! [`ReplayScheduler`](shuttle::scheduler::ReplayScheduler) plays back exactly.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Mutex};
+
+use cowbreak_mm::{Violation, ViolationKind};
+use shuttle::scheduler::{
+    DfsScheduler, PctScheduler, RandomScheduler, ReplayScheduler, Schedule, Scheduler, Task, TaskId,
+    UrwRandomScheduler,
+};
+use shuttle::{Config, FailurePersistence, MaxSteps, Runner};
+use shuttle_engine::scheduler::serialization::serialize_schedule;
+
+use crate::{Collector, Outcome};
+
+/// How to pick schedules.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Strategy {
+    /// Uniformly random choice at every step.
+    Random,
+    /// Probabilistic concurrency testing with bug depth `depth` (Burckhardt et al.,
+    /// ASPLOS 2010): random priorities plus `depth - 1` priority change points.
+    Pct {
+        /// The bug depth aimed at.
+        depth: usize,
+    },
+    /// Uniform random walk over the remaining events of each task.
+    Urw,
+    /// Depth-first enumeration (spin loops make it unsuitable for IPI waits).
+    Dfs,
+}
+
+/// A shuttle campaign's settings.
+#[derive(Copy, Clone, Debug)]
+pub struct ShuttleConfig {
+    /// The scheduler.
+    pub strategy: Strategy,
+    /// Executions to run.
+    pub iterations: usize,
+    /// The seed of the scheduler's randomness.
+    pub seed: u64,
+    /// Scheduling decisions after which an execution counts as a livelock.
+    pub steps_max: usize,
+}
+
+impl Default for ShuttleConfig {
+    fn default() -> Self {
+        ShuttleConfig { strategy: Strategy::Pct { depth: 3 }, iterations: 1000, seed: 0, steps_max: 20_000 }
+    }
+}
+
+/// State shared between the recording scheduler and the execution closure.
+#[derive(Default)]
+struct Shared {
+    collector: Collector,
+    /// Decisions of the running execution.
+    schedule: Schedule,
+    /// What the running execution reported when it finished; `None` while running.
+    pending: Option<Vec<Violation>>,
+    started: bool,
+}
+
+impl Shared {
+    /// Close the previous execution: its schedule is complete now.
+    fn finish_execution(&mut self, steps_max: usize) {
+        if !self.started {
+            return;
+        }
+        self.started = false;
+        let violations = match self.pending.take() {
+            Some(v) => v,
+            None => vec![Violation {
+                kind: ViolationKind::Livelock,
+                at: "scheduler",
+                message: format!("the execution did not finish within {steps_max} scheduling steps"),
+            }],
+        };
+        if !violations.is_empty() {
+            let encoded = serialize_schedule(&self.schedule);
+            let len = self.schedule.len();
+            self.collector.record(violations, Some(encoded), len);
+        }
+    }
+}
+
+struct Recording<S> {
+    inner: S,
+    shared: Arc<Mutex<Shared>>,
+    steps_max: usize,
+}
+
+impl<S: Scheduler> Scheduler for Recording<S> {
+    fn new_execution(&mut self) -> Option<Schedule> {
+        let mut shared = self.shared.lock().unwrap_or_else(|p| p.into_inner());
+        shared.finish_execution(self.steps_max);
+        let s = self.inner.new_execution()?;
+        shared.schedule = Schedule::new(s.seed);
+        shared.started = true;
+        shared.collector.begin_execution();
+        Some(s)
+    }
+
+    fn next_task(&mut self, runnable: &[&Task], current: Option<TaskId>, is_yielding: bool) -> Option<TaskId> {
+        let t = self.inner.next_task(runnable, current, is_yielding)?;
+        self.shared.lock().unwrap_or_else(|p| p.into_inner()).schedule.push_task(t);
+        Some(t)
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        self.shared.lock().unwrap_or_else(|p| p.into_inner()).schedule.push_random();
+        self.inner.next_u64()
+    }
+}
+
+fn config(steps_max: usize) -> Config {
+    let mut config = Config::new();
+    config.failure_persistence = FailurePersistence::None;
+    config.max_steps = MaxSteps::ContinueAfter(steps_max);
+    config.silence_warnings = true;
+    config
+}
+
+/// The text of a panic payload.
+fn payload_text(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "a model thread panicked".to_string())
+}
+
+fn classify(text: &str) -> Violation {
+    let kind = if text.starts_with("deadlock") { ViolationKind::Deadlock } else { ViolationKind::Livelock };
+    let kind_text = if kind == ViolationKind::Livelock && !text.starts_with("exceeded max_steps") {
+        // Not a scheduler verdict: the model itself panicked. That is a bug in cowbreak,
+        // surfaced rather than lost.
+        return Violation { kind: ViolationKind::Livelock, at: "model panic", message: text.to_string() };
+    } else {
+        text.lines().next().unwrap_or(text).to_string()
+    };
+    Violation { kind, at: "scheduler", message: kind_text }
+}
+
+/// Run `execution` under shuttle with `cfg`, collecting every distinct violation with the
+/// shortest schedule that produced it.
+///
+/// A deadlock (or a panic in the model) ends the campaign early: shuttle stops at a
+/// failing execution. It is reported with its schedule like any violation.
+pub fn explore_shuttle<F>(cfg: &ShuttleConfig, execution: F) -> Outcome
+where
+    F: Fn() -> Vec<Violation> + Send + Sync + 'static,
+{
+    let shared = Arc::new(Mutex::new(Shared::default()));
+    let body = {
+        let shared = Arc::clone(&shared);
+        move || {
+            let violations = execution();
+            shared.lock().unwrap_or_else(|p| p.into_inner()).pending = Some(violations);
+        }
+    };
+    let steps_max = cfg.steps_max;
+    let inner: Box<dyn Scheduler + Send> = match cfg.strategy {
+        Strategy::Random => Box::new(RandomScheduler::new_from_seed(cfg.seed, cfg.iterations)),
+        Strategy::Pct { depth } => Box::new(PctScheduler::new_from_seed(cfg.seed, depth.max(1), cfg.iterations)),
+        Strategy::Urw => Box::new(UrwRandomScheduler::new_from_seed(cfg.seed, cfg.iterations)),
+        Strategy::Dfs => Box::new(DfsScheduler::new(Some(cfg.iterations), false)),
+    };
+    let sched = Recording { inner, shared: Arc::clone(&shared), steps_max };
+    let runner = Runner::new(sched, config(steps_max));
+    let result = quietly(|| catch_unwind(AssertUnwindSafe(|| runner.run(body))));
+    let mut shared = Arc::try_unwrap(shared).ok().expect("runner finished").into_inner().unwrap_or_else(|p| p.into_inner());
+    match result {
+        Ok(_) => shared.finish_execution(steps_max),
+        Err(payload) => {
+            let text = payload_text(&*payload);
+            if text.contains("did not exercise any concurrency") {
+                // PCT refuses a closure whose first execution never ran two threads at
+                // once: there is nothing to interleave, so one execution says it all.
+                shared.finish_execution(steps_max);
+            } else {
+                shared.pending = Some(vec![classify(&text)]);
+                shared.finish_execution(steps_max);
+            }
+        }
+    }
+    shared.collector.into_outcome()
+}
+
+/// Play `schedule` (as encoded in a [`Found`](crate::Found)) back once and return what the
+/// oracle reported. `Err` when the schedule does not fit the execution (another scenario
+/// or model version): shuttle's message says where it diverged.
+pub fn replay_shuttle<F>(schedule: &str, execution: F) -> Result<Vec<Violation>, String>
+where
+    F: Fn() -> Vec<Violation> + Send + Sync + 'static,
+{
+    let seen = Arc::new(Mutex::new(None));
+    let body = {
+        let seen = Arc::clone(&seen);
+        move || {
+            let v = execution();
+            *seen.lock().unwrap_or_else(|p| p.into_inner()) = Some(v);
+        }
+    };
+    let sched = ReplayScheduler::new_from_encoded(schedule);
+    let runner = Runner::new(sched, config(usize::MAX));
+    let result = quietly(|| catch_unwind(AssertUnwindSafe(|| runner.run(body))));
+    match result {
+        Ok(_) => seen.lock().unwrap_or_else(|p| p.into_inner()).take().ok_or_else(|| "the replayed execution did not finish".to_string()),
+        Err(payload) => {
+            let text = payload_text(&*payload);
+            if text.starts_with("deadlock") {
+                Ok(vec![classify(&text)])
+            } else {
+                Err(text)
+            }
+        }
+    }
+}
+
+/// Run `f` with the process panic hook silenced: shuttle's failures are results here,
+/// not crashes to print.
+fn quietly<R>(f: impl FnOnce() -> R) -> R {
+    static HOOK: Mutex<()> = Mutex::new(());
+    let _guard = HOOK.lock().unwrap_or_else(|p| p.into_inner());
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let r = f();
+    std::panic::set_hook(previous);
+    r
+}

@@ -1,0 +1,364 @@
+//! get_user_pages (mm/gup.c): slow GUP, fast GUP, unpin.
+
+use cowbreak_sync::atomic::{fence, Ordering::SeqCst};
+
+use crate::kernel::Kernel;
+use crate::memory::{fault, VM_FAULT_WRITE};
+use crate::mm_types::{is_cow_mapping, vm, MmId, Vma, Vmas};
+use crate::oracle::{PinId, ViolationKind};
+use crate::page::{flags as pg, Pfn, GUP_PIN_COUNTING_BIAS, ZERO_PFN};
+use crate::pgtable::{Addr, Pte, PAGE_SIZE};
+use crate::Errno;
+
+/// `FOLL_*` flags (include/linux/mm.h), with the kernel's values.
+pub mod foll {
+    /// `FOLL_WRITE`: the caller will write to the page.
+    pub const WRITE: u32 = 0x01;
+    /// `FOLL_TOUCH`: mark the page accessed.
+    pub const TOUCH: u32 = 0x02;
+    /// `FOLL_GET`: take a reference (+1).
+    pub const GET: u32 = 0x04;
+    /// `FOLL_FORCE`: ptrace / `/proc/pid/mem`: may write through a read-only mapping by
+    /// COW.
+    pub const FORCE: u32 = 0x10;
+    /// `FOLL_COW` (v4.9 19be0eaffa3a; removed v6.0 5535be309971): a COW already happened.
+    pub const COW: u32 = 0x4000;
+    /// `FOLL_LONGTERM`: the pin is held indefinitely (RDMA, vfio, io_uring buffers).
+    pub const LONGTERM: u32 = 0x10000;
+    /// `FOLL_PIN` (v5.6 eddb1c228f79): a DMA pin, +[`GUP_PIN_COUNTING_BIAS`](crate::page::GUP_PIN_COUNTING_BIAS).
+    pub const PIN: u32 = 0x40000;
+}
+
+/// What `follow_page_pte` found.
+enum Follow {
+    /// The page, grabbed as the flags asked, with its ghost pin if one was wanted.
+    Page(Pfn, Option<PinId>),
+    /// No page, or not with the access asked: fault it in and retry.
+    NoPage,
+    /// v5.19 `gup_must_unshare` said -EMLINK: trigger an unshare fault and retry.
+    Unshare,
+}
+
+/// A GUP call that leaves a long-lived reference behind (a pin, vmsplice's FOLL_GET):
+/// the oracle tracks it from the moment the page is grabbed.
+#[derive(Copy, Clone, Debug)]
+pub struct PinIntent {
+    /// The mm whose address was pinned.
+    pub holder: MmId,
+}
+
+/// What a GUP call returns per page.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Grabbed {
+    /// The page.
+    pub pfn: Pfn,
+    /// References taken (1 for FOLL_GET, the bias for FOLL_PIN).
+    pub refs: i64,
+    /// The oracle's record, for pins.
+    pub pin: Option<PinId>,
+}
+
+fn grab_refs(flags: u32) -> i64 {
+    if flags & foll::PIN != 0 {
+        GUP_PIN_COUNTING_BIAS
+    } else {
+        1
+    }
+}
+
+impl Kernel {
+    /// `can_follow_write_pte`: may a FOLL_WRITE lookup use this PTE?
+    /// - always if the PTE is writable;
+    /// - v4.8: never otherwise (FOLL_WRITE was dropped after the COW instead);
+    /// - `foll_cow` (v4.9, 19be0eaffa3a): FOLL_FORCE and FOLL_COW and pte_dirty;
+    ///   with `force_cow_break_on_gup` (v5.8, 4.4.289) FOLL_COW and pte_dirty;
+    /// - `no_foll_cow` (v6.0, 5535be309971): FOLL_FORCE, a private VM_MAYWRITE !VM_WRITE
+    ///   vma, and an anon page that is PG_anon_exclusive.
+    fn can_follow_write_pte(&self, pte: Pte, pfn: Pfn, vma: &Vma, flags: u32) -> bool {
+        if pte.write() {
+            return true;
+        }
+        let p = &self.policy;
+        if p.no_foll_cow {
+            flags & foll::FORCE != 0
+                && vma.flags & (vm::SHARED | vm::MAYSHARE) == 0
+                && vma.flags & vm::MAYWRITE != 0
+                && vma.flags & vm::WRITE == 0
+                && pfn != ZERO_PFN
+                && self.page_anon(pfn)
+                && self.page(pfn).test(pg::ANON_EXCLUSIVE)
+        } else if p.foll_cow {
+            (p.force_cow_break_on_gup || flags & foll::FORCE != 0) && flags & foll::COW != 0 && pte.dirty()
+        } else {
+            false
+        }
+    }
+
+    /// `gup_must_unshare` (v5.19, c89357e27f20 + a7f226604170): a R/O FOLL_PIN of an anon
+    /// page that is not PG_anon_exclusive must unshare first. With
+    /// `unshare_any_cow_mapping` (v6.2, 84209e87c696) a R/O longterm pin of any page in a
+    /// COW mapping must; fast GUP, which has no vma, then always falls back (`None`).
+    fn gup_must_unshare(&self, flags: u32, pfn: Pfn, vma: Option<&Vma>) -> bool {
+        if !self.policy.unshare_on_ro_pin || flags & (foll::WRITE | foll::PIN) != foll::PIN {
+            return false;
+        }
+        if pfn == ZERO_PFN || !self.page_anon(pfn) {
+            return self.policy.unshare_any_cow_mapping
+                && flags & foll::LONGTERM != 0
+                && vma.map_or(true, |v| is_cow_mapping(v.flags));
+        }
+        !self.page(pfn).test(pg::ANON_EXCLUSIVE)
+    }
+
+    /// `try_grab_page`: FOLL_GET +1, FOLL_PIN +bias (`page_ref_add`); the caller knows the
+    /// page is live (it holds the page-table lock over a PTE mapping it).
+    fn try_grab_page(&self, pfn: Pfn, flags: u32) -> i64 {
+        let refs = grab_refs(flags);
+        self.oracle.check_live(pfn, "try_grab_page");
+        self.page(pfn).refcount.fetch_add(refs, SeqCst);
+        refs
+    }
+
+    /// `follow_page_pte`: under the page-table lock, look `addr` up for the access in
+    /// `flags` and grab the page (FOLL_GET / FOLL_PIN). No PTE, or a read-only PTE that
+    /// `can_follow_write_pte` refuses for FOLL_WRITE, is "no page". From v5.19 a R/O pin
+    /// that `gup_must_unshare` returns -EMLINK. The shared zero page is returned for
+    /// reads (`is_zero_pfn`).
+    fn follow_page_pte(&self, mm: MmId, vma: &Vma, addr: Addr, flags: u32, intent: Option<PinIntent>) -> Follow {
+        let Some((_, table)) = self.pte_table(mm, addr) else { return Follow::NoPage };
+        let _ptl = self.mm(mm).page_table_lock.lock();
+        let pte = table.get(addr);
+        if !pte.present() {
+            return Follow::NoPage;
+        }
+        let pfn = self.vm_normal_page(pte).unwrap_or(ZERO_PFN);
+        if flags & foll::WRITE != 0 && !self.can_follow_write_pte(pte, pfn, vma, flags) {
+            return Follow::NoPage;
+        }
+        if !pte.write() && self.gup_must_unshare(flags, pfn, Some(vma)) {
+            return Follow::Unshare;
+        }
+        let mut pin = None;
+        if flags & (foll::GET | foll::PIN) != 0 {
+            let refs = self.try_grab_page(pfn, flags);
+            if let Some(i) = intent {
+                pin = Some(self.oracle.on_pin(i.holder, addr, pfn, flags & foll::WRITE != 0, refs, "follow_page_pte"));
+            }
+        }
+        tracing::trace!(target: "cowbreak::mm", mm, func = "follow_page_pte", addr, pte = ?pte, pfn, flags);
+        Follow::Page(pfn, pin)
+    }
+
+    /// `check_vma_flags`: may GUP with `flags` touch this vma? A write to a !VM_WRITE vma
+    /// needs FOLL_FORCE and a COW mapping; a read of a !VM_READ vma needs FOLL_FORCE and
+    /// VM_MAYREAD.
+    fn check_vma_flags(vma: &Vma, flags: u32) -> Result<(), Errno> {
+        if flags & foll::WRITE != 0 {
+            if vma.flags & vm::WRITE == 0 && (flags & foll::FORCE == 0 || !is_cow_mapping(vma.flags)) {
+                return Err(Errno::EFAULT);
+            }
+        } else if vma.flags & vm::READ == 0 && (flags & foll::FORCE == 0 || vma.flags & vm::MAYREAD == 0) {
+            return Err(Errno::EFAULT);
+        }
+        Ok(())
+    }
+
+    /// `faultin_page`: fault the page in for the access in `flags` (or unshare it), then
+    /// adjust the flags for the retried lookup after a COW on a !VM_WRITE vma
+    /// (VM_FAULT_WRITE):
+    /// - v4.8: drop FOLL_WRITE, the retry is a read (the Dirty COW bug);
+    /// - `foll_cow` (v4.9, 19be0eaffa3a): set FOLL_COW instead;
+    /// - `no_foll_cow` (v6.0, 5535be309971): nothing.
+    fn faultin_page(&self, cpu: usize, mm: MmId, vma: &Vma, addr: Addr, flags: &mut u32, unshare: bool) -> Result<(), Errno> {
+        let fault_flags = if unshare {
+            fault::UNSHARE
+        } else if *flags & foll::WRITE != 0 {
+            fault::WRITE
+        } else {
+            0
+        };
+        let ret = self.handle_mm_fault(cpu, mm, vma, addr, fault_flags)?;
+        if ret & VM_FAULT_WRITE != 0 && vma.flags & vm::WRITE == 0 {
+            if self.policy.no_foll_cow {
+            } else if self.policy.foll_cow {
+                *flags |= foll::COW;
+            } else {
+                *flags &= !foll::WRITE;
+            }
+        }
+        Ok(())
+    }
+
+    /// `__get_user_pages`: for each page, `check_vma_flags`, then the retry loop of
+    /// `follow_page_mask` (-> [`follow_page_pte`](Self)) and `faultin_page`. The caller
+    /// holds `mmap_lock` for read (`vmas` is its guard).
+    ///
+    /// `force_cow_break_on_gup` (v5.8 17839856fd58, 4.4.289): `should_force_cow_break`
+    /// (a COW mapping and FOLL_GET or FOLL_PIN) adds FOLL_WRITE after the vma check.
+    /// The kernel's loop is unbounded; the model reports `livelock` past
+    /// `gup_retries_max` rounds for one page.
+    pub fn __get_user_pages(&self, cpu: usize, mm: MmId, vmas: &Vmas, start: Addr, nr: usize, gup_flags: u32, intent: Option<PinIntent>) -> Result<Vec<Grabbed>, Errno> {
+        let mut got = Vec::with_capacity(nr);
+        for i in 0..nr {
+            let addr = start + i as u64 * PAGE_SIZE;
+            let res = self.get_one_page(cpu, mm, vmas, addr, gup_flags, intent);
+            match res {
+                Ok(g) => got.push(g),
+                Err(e) => {
+                    self.release_grabbed(&got);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(got)
+    }
+
+    fn get_one_page(&self, cpu: usize, mm: MmId, vmas: &Vmas, addr: Addr, gup_flags: u32, intent: Option<PinIntent>) -> Result<Grabbed, Errno> {
+        if vmas.dead {
+            return Err(Errno::EFAULT);
+        }
+        let vma = vmas.lookup(addr).ok_or(Errno::EFAULT)?;
+        Self::check_vma_flags(&vma, gup_flags)?;
+        let mut flags = gup_flags;
+        if self.policy.force_cow_break_on_gup
+            && is_cow_mapping(vma.flags)
+            && flags & (foll::GET | foll::PIN) != 0
+        {
+            flags |= foll::WRITE;
+        }
+        for _ in 0..self.gup_retries_max {
+            match self.follow_page_pte(mm, &vma, addr, flags, intent) {
+                Follow::Page(pfn, pin) => {
+                    let refs = if flags & (foll::GET | foll::PIN) != 0 { grab_refs(flags) } else { 0 };
+                    return Ok(Grabbed { pfn, refs, pin });
+                }
+                Follow::NoPage => self.faultin_page(cpu, mm, &vma, addr, &mut flags, false)?,
+                Follow::Unshare => self.faultin_page(cpu, mm, &vma, addr, &mut flags, true)?,
+            }
+        }
+        self.oracle.report(
+            ViolationKind::Livelock,
+            "__get_user_pages",
+            format!("mm{mm}: no page at {addr:#x} after {} fault-and-retry rounds", self.gup_retries_max),
+        );
+        Err(Errno::EFAULT)
+    }
+
+    /// Drop what a GUP call grabbed (its error path, or the caller's release).
+    pub(crate) fn release_grabbed(&self, got: &[Grabbed]) {
+        for g in got {
+            if let Some(pin) = g.pin {
+                self.oracle.on_unpin(pin);
+            }
+            if g.refs > 0 {
+                self.put_page_refs(g.pfn, g.refs, "unpin_user_page");
+            }
+        }
+    }
+
+    /// `get_user_pages_remote` / `pin_user_pages` / `get_user_pages`: slow GUP on
+    /// another (or the same) mm: `mmap_read_lock`, `__get_user_pages`, unlock. Sets
+    /// `has_pinned` for FOLL_PIN (v5.9, 008cfe4418b3).
+    pub fn get_user_pages(&self, cpu: usize, mm: MmId, start: Addr, nr: usize, gup_flags: u32, intent: Option<PinIntent>) -> Result<Vec<Grabbed>, Errno> {
+        if gup_flags & foll::PIN != 0 {
+            self.mm(mm).has_pinned.store(true, SeqCst);
+        }
+        let vmas = self.mm(mm).mmap_lock.read();
+        self.__get_user_pages(cpu, mm, &vmas, start, nr, gup_flags, intent)
+    }
+
+    /// `gup_pte_range` for one PTE, interrupts off: read the PMD and the PTE, check it
+    /// (present; writable for FOLL_WRITE; not special), take the speculative reference
+    /// that fails on refcount 0 (`try_grab_compound_head`), then a full barrier and the
+    /// recheck of the PTE (and, with `gup_fast_recheck_pmd`, v6.0 70cbc3cc78a9, the PMD);
+    /// with `unshare_on_ro_pin` (v5.19) a R/O pin that `gup_must_unshare` is dropped.
+    /// `None`: fall back to slow GUP.
+    fn gup_pte_range(&self, mm: MmId, addr: Addr, flags: u32, intent: Option<PinIntent>) -> Option<Grabbed> {
+        let pmd = self.pmd_read(mm, addr);
+        if pmd.is_none() {
+            return None;
+        }
+        let table = self.tables.table(pmd.table_id());
+        let pte = table.get(addr);
+        self.oracle.check_table_read(pmd.table_id(), mm, "gup_pte_range");
+        if !pte.present() || (flags & foll::WRITE != 0 && !pte.write()) || pte.special() {
+            return None;
+        }
+        let pfn = pte.pfn();
+        let refs = grab_refs(flags);
+        if !self.page_ref_add_unless_zero(pfn, refs) {
+            return None;
+        }
+        // The atomic RMW of the grab is a full barrier: pin, then recheck, against
+        // "clear the PTE, then check the refcount" on the other side.
+        fence(SeqCst);
+        let again = table.get(addr);
+        let pmd_moved = self.policy.gup_fast_recheck_pmd && self.pmd_read(mm, addr) != pmd;
+        if again != pte || pmd_moved || (!pte.write() && self.gup_must_unshare(flags, pfn, None)) {
+            self.put_page_refs(pfn, refs, "gup_pte_range");
+            return None;
+        }
+        let pin = intent.map(|i| self.oracle.on_pin(i.holder, addr, pfn, flags & foll::WRITE != 0, refs, "gup_pte_range"));
+        tracing::trace!(target: "cowbreak::mm", mm, func = "gup_pte_range", addr, pte = ?pte, pfn, flags);
+        Some(Grabbed { pfn, refs, pin })
+    }
+
+    /// `internal_get_user_pages_fast` (`get_user_pages_fast`, `pin_user_pages_fast`): the
+    /// lockless walk with interrupts off on `cpu`, then slow GUP for whatever it could not
+    /// take.
+    /// - `force_cow_break_on_gup` (v5.8, 4.4.289): the walk adds FOLL_WRITE, so only
+    ///   writable PTEs are taken locklessly.
+    /// - `write_protect_seq` (v5.11, 57efa1fe5957): FOLL_PIN samples
+    ///   `mm->write_protect_seq` first (odd: fork is copying, go slow) and after the walk
+    ///   `read_seqcount_retry` unpins everything and goes slow.
+    pub fn get_user_pages_fast(&self, cpu: usize, mm: MmId, start: Addr, nr: usize, gup_flags: u32, intent: Option<PinIntent>) -> Result<Vec<Grabbed>, Errno> {
+        let mut got: Vec<Grabbed> = Vec::with_capacity(nr);
+        if gup_flags & foll::PIN != 0 {
+            self.mm(mm).has_pinned.store(true, SeqCst);
+        }
+        let seq = &self.mm(mm).write_protect_seq;
+        let sample = if self.policy.write_protect_seq && gup_flags & foll::PIN != 0 {
+            let s = seq.load(SeqCst);
+            // raw_read_seqcount: smp_rmb after the read.
+            fence(SeqCst);
+            Some(s)
+        } else {
+            None
+        };
+        if sample.map_or(true, |s| s % 2 == 0) {
+            let mut walk_flags = gup_flags;
+            if self.policy.force_cow_break_on_gup {
+                walk_flags |= foll::WRITE;
+            }
+            self.local_irq_disable(cpu);
+            for i in 0..nr {
+                match self.gup_pte_range(mm, start + i as u64 * PAGE_SIZE, walk_flags, intent) {
+                    Some(g) => got.push(g),
+                    None => break,
+                }
+            }
+            self.local_irq_enable(cpu);
+            if let Some(s) = sample {
+                // read_seqcount_retry: smp_rmb, then compare.
+                fence(SeqCst);
+                if seq.load(SeqCst) != s {
+                    tracing::trace!(target: "cowbreak::mm", cpu, mm, func = "lockless_pages_from_mm", "write_protect_seq moved: unpin, go slow");
+                    self.release_grabbed(&got);
+                    got.clear();
+                }
+            }
+        }
+        if got.len() < nr {
+            let rest = start + got.len() as u64 * PAGE_SIZE;
+            let more = self.get_user_pages(cpu, mm, rest, nr - got.len(), gup_flags, intent);
+            match more {
+                Ok(more) => got.extend(more),
+                Err(e) => {
+                    self.release_grabbed(&got);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(got)
+    }
+}

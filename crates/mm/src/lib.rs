@@ -1,0 +1,186 @@
+//! An executable model of the Linux kernel's memory management, as far as
+//! get_user_pages (GUP) and copy-on-write (COW) are concerned, era by era.
+//!
+//! The model is built from [`cowbreak_sync`] primitives only, so the same code runs
+//! under loom, shuttle and real threads. Modules mirror kernel files and functions carry
+//! the kernel's names (`follow_page_pte`, `faultin_page`, `do_wp_page`, `wp_page_copy`,
+//! `copy_present_pte`, `gup_pte_range`, `zap_pte_range`, ...); each one's doc names the
+//! kernel function it models and the [`Policy`] switches that change it.
+//!
+//! ```
+//! use cowbreak_mm::{Era, Kernel, KernelConfig, MapKind, Prot, Task};
+//!
+//! let k = Kernel::new(&KernelConfig::new(Era::V5_9));
+//! // Outside a scheduler there is one thread; the model runs on std-compatible
+//! // primitives only inside an execution, see cowbreak-explore for running it.
+//! assert_eq!(k.policy, Era::V5_9.policy());
+//! # let _ = (MapKind::PrivateAnon, Prot::RW, std::marker::PhantomData::<Task>);
+//! ```
+//!
+//! # What the model does not capture
+//!
+//! - Transparent huge pages, hugetlb, swap, KSM, migration and the LRU: the v4.15
+//!   (`touch_pmd`), v5.18 and v6.1 changes live there, so those presets equal their
+//!   predecessors in every modeled path ([`Era::unmodeled`]).
+//! - TLBs: every access walks the page tables; a TLB shootdown is modeled only as the IPI
+//!   that waits for CPUs with interrupts off.
+//! - Split page-table locks (one lock per mm), the mmu_notifier, userfaultfd, soft-dirty.
+//! - Pages are one data word; a "write" stamps it with (writer mm, value).
+
+#![warn(missing_docs)]
+
+pub mod era;
+pub mod gup;
+mod irq;
+mod kernel;
+pub mod memory;
+pub mod mm_types;
+pub mod mmap;
+pub mod oracle;
+pub mod page;
+pub mod pgtable;
+mod uaccess;
+
+pub use era::{Era, Policy, Switch, UnknownEra, UnknownSwitch, SWITCHES};
+pub use irq::Cpu;
+pub use kernel::{File, Kernel, KernelConfig};
+pub use mm_types::{FileId, MmId, MmStruct, Vma};
+pub use mmap::{MapKind, Prot};
+pub use oracle::{Violation, ViolationKind};
+pub use page::{Pfn, Stamp};
+pub use pgtable::{Addr, PAGE_SIZE};
+pub use uaccess::{Pin, PinMode};
+
+use std::fmt;
+
+/// What a system call or fault returns when it fails, with the kernel's names.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+#[allow(clippy::upper_case_acronyms)]
+pub enum Errno {
+    /// Bad address, or GUP refused the vma.
+    EFAULT,
+    /// Out of frames or page tables (the pools are sized by [`KernelConfig`]).
+    ENOMEM,
+    /// Bad argument.
+    EINVAL,
+    /// mprotect asked for more than VM_MAYWRITE allows.
+    EACCES,
+    /// The address space is gone (exit).
+    ESRCH,
+    /// The range is already mapped.
+    EEXIST,
+    /// No such file.
+    EBADF,
+    /// The fork target slot is in use.
+    EBUSY,
+    /// The access was not allowed by the vma: the thread would get SIGSEGV.
+    SIGSEGV,
+    /// Past the end of the file.
+    SIGBUS,
+}
+
+impl fmt::Display for Errno {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+impl std::error::Error for Errno {}
+
+/// A model thread: a task of mm `mm` running on `cpu`. The methods are the system calls
+/// and accesses a scenario is made of.
+#[derive(Copy, Clone, Debug)]
+pub struct Task<'k> {
+    /// The kernel.
+    pub k: &'k Kernel,
+    /// The CPU the task runs on (one per model thread).
+    pub cpu: usize,
+    /// The task's address space.
+    pub mm: MmId,
+}
+
+impl<'k> Task<'k> {
+    /// A task of `mm` on `cpu`.
+    pub fn new(k: &'k Kernel, cpu: usize, mm: MmId) -> Self {
+        Task { k, cpu, mm }
+    }
+    /// `mmap(start, pages * PAGE_SIZE, prot, kind)`.
+    pub fn mmap(&self, start: Addr, pages: u64, kind: MapKind, prot: Prot) -> Result<Addr, Errno> {
+        self.k.mmap(self.mm, start, pages * PAGE_SIZE, kind, prot)
+    }
+    /// A load from `addr`.
+    pub fn read(&self, addr: Addr) -> Result<Stamp, Errno> {
+        self.k.user_access(self.cpu, self.mm, addr, None)
+    }
+    /// A store of `value` to `addr`.
+    pub fn write(&self, addr: Addr, value: u32) -> Result<(), Errno> {
+        self.k.user_access(self.cpu, self.mm, addr, Some(value)).map(|_| ())
+    }
+    /// fork(), filling mm slot `child`.
+    pub fn fork(&self, child: MmId) -> Result<(), Errno> {
+        self.k.fork(self.cpu, self.mm, child)
+    }
+    /// exit() of the last thread of the mm.
+    pub fn exit(&self) -> Result<(), Errno> {
+        self.k.exit_mmap(self.cpu, self.mm)
+    }
+    /// `munmap(start, pages * PAGE_SIZE)`.
+    pub fn munmap(&self, start: Addr, pages: u64) -> Result<(), Errno> {
+        self.k.munmap(self.cpu, self.mm, start, pages * PAGE_SIZE)
+    }
+    /// `madvise(start, pages * PAGE_SIZE, MADV_DONTNEED)`.
+    pub fn madvise_dontneed(&self, start: Addr, pages: u64) -> Result<(), Errno> {
+        self.k.madvise_dontneed(self.cpu, self.mm, start, pages * PAGE_SIZE)
+    }
+    /// `mprotect(start, pages * PAGE_SIZE, prot)`.
+    pub fn mprotect(&self, start: Addr, pages: u64, prot: Prot) -> Result<(), Errno> {
+        self.k.mprotect(self.cpu, self.mm, start, pages * PAGE_SIZE, prot)
+    }
+    /// A write of `value` through `/proc/self/mem` (FOLL_FORCE).
+    pub fn proc_mem_write(&self, addr: Addr, value: u32) -> Result<(), Errno> {
+        self.k.proc_mem_access(self.cpu, self.mm, addr, Some(value)).map(|_| ())
+    }
+    /// A read through `/proc/self/mem` (FOLL_FORCE).
+    pub fn proc_mem_read(&self, addr: Addr) -> Result<Stamp, Errno> {
+        self.k.proc_mem_access(self.cpu, self.mm, addr, None)
+    }
+    /// vmsplice the page at `addr` into a pipe.
+    pub fn vmsplice(&self, addr: Addr) -> Result<Pin, Errno> {
+        self.k.vmsplice(self.cpu, self.mm, addr)
+    }
+    /// Pin the page at `addr`.
+    pub fn pin(&self, addr: Addr, mode: PinMode) -> Result<Pin, Errno> {
+        self.k.pin_user_page(self.cpu, self.mm, addr, mode)
+    }
+    /// Read through a pin.
+    pub fn read_pinned(&self, pin: &Pin) -> Stamp {
+        self.k.read_pinned(pin)
+    }
+    /// Release a pin.
+    pub fn unpin(&self, pin: Pin) {
+        self.k.unpin(pin)
+    }
+}
+
+/// The candidate closest to `word` by edit distance, if any is close enough to be a
+/// plausible typo ("did you mean").
+pub fn suggest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    fn distance(a: &str, b: &str) -> usize {
+        let b: Vec<char> = b.chars().collect();
+        let mut prev: Vec<usize> = (0..=b.len()).collect();
+        for (i, ca) in a.chars().enumerate() {
+            let mut cur = vec![i + 1; b.len() + 1];
+            for (j, &cb) in b.iter().enumerate() {
+                cur[j + 1] = (prev[j] + usize::from(ca != cb)).min(prev[j + 1] + 1).min(cur[j] + 1);
+            }
+            prev = cur;
+        }
+        prev[b.len()]
+    }
+    candidates
+        .into_iter()
+        .map(|c| (distance(&word.to_lowercase(), &c.to_lowercase()), c))
+        .filter(|&(d, c)| d <= (c.len() / 3).max(1))
+        .min_by_key(|&(d, _)| d)
+        .map(|(_, c)| c)
+}

@@ -1,0 +1,347 @@
+//! Faults (mm/memory.c): `handle_mm_fault` and the handlers it dispatches to.
+
+use crate::kernel::Kernel;
+use crate::mm_types::{vm, MmId, Vma};
+use crate::oracle::UnmapCause;
+use crate::page::{flags, PageKind, Pfn, ZERO_PFN};
+use crate::pgtable::{Addr, Pte, PteTable};
+use crate::Errno;
+
+/// `FAULT_FLAG_*` bits the model uses.
+pub mod fault {
+    /// `FAULT_FLAG_WRITE`.
+    pub const WRITE: u32 = 1 << 0;
+    /// `FAULT_FLAG_UNSHARE` (v5.19, c89357e27f20): break COW for a R/O pin without
+    /// making the PTE writable.
+    pub const UNSHARE: u32 = 1 << 1;
+}
+
+/// `VM_FAULT_WRITE`: the fault broke COW (copied or reused) for a write. `faultin_page`
+/// reads it to decide about FOLL_WRITE / FOLL_COW.
+pub const VM_FAULT_WRITE: u32 = 1 << 0;
+
+/// Everything a fault handler works on (`struct vm_fault`).
+struct VmFault<'k> {
+    cpu: usize,
+    mm: MmId,
+    vma: Vma,
+    addr: Addr,
+    flags: u32,
+    table: &'k PteTable,
+    /// `orig_pte`: the entry read without the lock when the fault began.
+    orig: Pte,
+}
+
+impl VmFault<'_> {
+    fn write(&self) -> bool {
+        self.flags & fault::WRITE != 0
+    }
+    fn unshare(&self) -> bool {
+        self.flags & fault::UNSHARE != 0
+    }
+}
+
+/// `maybe_mkwrite`: writable only if the vma is.
+fn maybe_mkwrite(pte: Pte, vma: &Vma) -> Pte {
+    if vma.flags & vm::WRITE != 0 {
+        pte.mkwrite()
+    } else {
+        pte
+    }
+}
+
+impl Kernel {
+    /// `handle_mm_fault` -> `__handle_mm_fault` -> `handle_pte_fault`, for a fault on
+    /// `addr` in `vma` of `mm`, raised on `cpu`. The caller holds `mmap_lock` for read and
+    /// has checked the access against the vma (`access_error` / `check_vma_flags`).
+    ///
+    /// `handle_pte_fault` reads the PTE without the lock; a missing PTE goes to
+    /// `do_anonymous_page`, `do_read_fault`, `do_cow_fault` or `do_shared_fault`; a
+    /// write (or, from v5.19, unshare) fault on a read-only PTE goes to `do_wp_page`;
+    /// otherwise the PTE is marked young (and dirty for a write).
+    pub fn handle_mm_fault(&self, cpu: usize, mm: MmId, vma: &Vma, addr: Addr, flags: u32) -> Result<u32, Errno> {
+        tracing::trace!(target: "cowbreak::mm", cpu, mm, func = "handle_mm_fault", addr, write = flags & fault::WRITE != 0, unshare = flags & fault::UNSHARE != 0);
+        let (_, table) = self.pte_alloc(mm, addr)?;
+        let orig = table.get(addr);
+        let vmf = VmFault { cpu, mm, vma: *vma, addr, flags, table, orig };
+        if !orig.present() {
+            return if vma.is_anonymous() {
+                self.do_anonymous_page(&vmf)
+            } else if !vmf.write() {
+                self.do_read_fault(&vmf)
+            } else if vma.is_private() {
+                self.do_cow_fault(&vmf)
+            } else {
+                self.do_shared_fault(&vmf)
+            };
+        }
+        if vmf.write() || vmf.unshare() {
+            if !orig.write() {
+                return self.do_wp_page(&vmf);
+            }
+            if vmf.unshare() && !vmf.write() {
+                // Writable PTE: the page is exclusive already, nothing to unshare.
+                return Ok(0);
+            }
+        }
+        let _ptl = self.mm(mm).page_table_lock.lock();
+        let cur = table.get(addr);
+        if cur == orig {
+            let mut entry = cur.mkyoung();
+            if vmf.write() {
+                entry = entry.mkdirty();
+            }
+            if entry != cur {
+                self.ptep_set_access_flags(mm, table, addr, entry, "handle_pte_fault");
+            }
+        }
+        Ok(0)
+    }
+
+    /// `do_anonymous_page`: a read maps the shared zero page (special, read-only); a write
+    /// allocates a zeroed anon page, mapped writable and dirty if the vma is writable.
+    fn do_anonymous_page(&self, vmf: &VmFault<'_>) -> Result<u32, Errno> {
+        if !vmf.write() {
+            let entry = Pte::mk(ZERO_PFN, false).mkspecial();
+            let _ptl = self.mm(vmf.mm).page_table_lock.lock();
+            if vmf.table.get(vmf.addr).is_none() {
+                self.set_pte_at(vmf.mm, vmf.table, &vmf.vma, vmf.addr, entry, "do_anonymous_page");
+            }
+            return Ok(0);
+        }
+        let pfn = self.alloc_page(PageKind::Anon)?;
+        let entry = maybe_mkwrite(Pte::mk(pfn, false).mkdirty(), &vmf.vma);
+        let ptl = self.mm(vmf.mm).page_table_lock.lock();
+        if !vmf.table.get(vmf.addr).is_none() {
+            drop(ptl);
+            self.put_page(pfn, "do_anonymous_page");
+            return Ok(0);
+        }
+        self.page_add_new_anon_rmap(pfn);
+        self.set_pte_at(vmf.mm, vmf.table, &vmf.vma, vmf.addr, entry, "do_anonymous_page");
+        Ok(0)
+    }
+
+    /// The page-cache page behind a file vma at `addr` (`filemap_fault`), referenced.
+    fn filemap_fault(&self, vma: &Vma, addr: Addr) -> Result<Pfn, Errno> {
+        let (file, index) = vma.file_page(addr).ok_or(Errno::EFAULT)?;
+        let pfn = self.file_page(file, index).ok_or(Errno::SIGBUS)?;
+        self.get_page(pfn, "filemap_fault");
+        Ok(pfn)
+    }
+
+    /// `finish_fault` for a page-cache page: map it if the PTE is still empty.
+    fn finish_fault_file(&self, vmf: &VmFault<'_>, pfn: Pfn, entry: Pte, at: &'static str) {
+        let ptl = self.mm(vmf.mm).page_table_lock.lock();
+        if !vmf.table.get(vmf.addr).is_none() {
+            drop(ptl);
+            self.put_page(pfn, at);
+            return;
+        }
+        self.page_dup_rmap(pfn);
+        self.set_pte_at(vmf.mm, vmf.table, &vmf.vma, vmf.addr, entry, at);
+    }
+
+    /// `do_read_fault`: map the page-cache page with the vma's protection: read-only in
+    /// a private mapping, writable only in a shared writable one.
+    fn do_read_fault(&self, vmf: &VmFault<'_>) -> Result<u32, Errno> {
+        let pfn = self.filemap_fault(&vmf.vma, vmf.addr)?;
+        let write = !vmf.vma.is_private() && vmf.vma.flags & vm::WRITE != 0;
+        self.finish_fault_file(vmf, pfn, Pte::mk(pfn, write), "do_read_fault");
+        Ok(0)
+    }
+
+    /// `do_cow_fault`: a write fault on a missing PTE of a private file mapping copies
+    /// the page-cache page into a new anon page, mapped `maybe_mkwrite(pte_mkdirty())`:
+    /// dirty but read-only in a !VM_WRITE vma (the FOLL_FORCE case). It does not
+    /// return VM_FAULT_WRITE.
+    fn do_cow_fault(&self, vmf: &VmFault<'_>) -> Result<u32, Errno> {
+        let new = self.alloc_page(PageKind::Anon)?;
+        let src = match self.filemap_fault(&vmf.vma, vmf.addr) {
+            Ok(src) => src,
+            Err(e) => {
+                self.put_page(new, "do_cow_fault");
+                return Err(e);
+            }
+        };
+        self.copy_user_highpage(new, src);
+        self.put_page(src, "do_cow_fault");
+        let entry = maybe_mkwrite(Pte::mk(new, false).mkdirty(), &vmf.vma);
+        let ptl = self.mm(vmf.mm).page_table_lock.lock();
+        if !vmf.table.get(vmf.addr).is_none() {
+            drop(ptl);
+            self.put_page(new, "do_cow_fault");
+            return Ok(0);
+        }
+        self.page_add_new_anon_rmap(new);
+        self.set_pte_at(vmf.mm, vmf.table, &vmf.vma, vmf.addr, entry, "do_cow_fault");
+        Ok(0)
+    }
+
+    /// `do_shared_fault`: a write fault on a shared file mapping maps the page-cache page
+    /// writable and dirty.
+    fn do_shared_fault(&self, vmf: &VmFault<'_>) -> Result<u32, Errno> {
+        let pfn = self.filemap_fault(&vmf.vma, vmf.addr)?;
+        let entry = maybe_mkwrite(Pte::mk(pfn, false).mkdirty(), &vmf.vma);
+        self.finish_fault_file(vmf, pfn, entry, "do_shared_fault");
+        Ok(0)
+    }
+
+    /// `do_wp_page`: a write (or unshare) fault on a present, read-only PTE.
+    ///
+    /// Takes the page-table lock and bails if the PTE changed since the fault began.
+    /// The shared zero page, and from v6.2 any non-anon page being unshared, are copied
+    /// (`wp_page_copy`). Shared writable mappings reuse (`wp_page_shared`). For an anon
+    /// page the reuse rule is the era's:
+    /// - before v5.9: `reuse_swap_page`, i.e. mapcount == 1, under the page lock
+    ///   (`lock_page` after dropping the PTL if the trylock fails, then recheck the PTE);
+    /// - `reuse_only_if_refcount_one` (v5.9, 09854ba94c6a): !KSM and page_count == 1,
+    ///   trylock_page, recheck mapcount == 1 and page_count == 1, else copy;
+    /// - `anon_exclusive` (v5.19, 6c287605fd56): PG_anon_exclusive -> reuse; else
+    ///   page_count == 1 under trylock_page, then `page_move_anon_rmap` (set exclusive).
+    ///   An unshare fault (c89357e27f20) that can reuse only marks the page exclusive and
+    ///   leaves the PTE read-only.
+    fn do_wp_page(&self, vmf: &VmFault<'_>) -> Result<u32, Errno> {
+        let ptl = self.mm(vmf.mm).page_table_lock.lock();
+        if vmf.table.get(vmf.addr) != vmf.orig {
+            return Ok(0);
+        }
+        let page = self.vm_normal_page(vmf.orig);
+        let Some(pfn) = page else {
+            // The shared zero page: copy on write; unshare it only from v6.2.
+            if vmf.unshare() && !vmf.write() && !self.policy.unshare_any_cow_mapping {
+                return Ok(0);
+            }
+            drop(ptl);
+            return self.wp_page_copy(vmf, None);
+        };
+        if self.page_anon(pfn) {
+            let reuse = if self.policy.anon_exclusive {
+                if self.page(pfn).test(flags::ANON_EXCLUSIVE) {
+                    true
+                } else if self.page(pfn).count() != 1 || !self.trylock_page(pfn) {
+                    false
+                } else {
+                    let ok = self.page(pfn).count() == 1;
+                    if ok {
+                        // page_move_anon_rmap: the page is ours alone now.
+                        self.page(pfn).set(flags::ANON_EXCLUSIVE);
+                    }
+                    self.unlock_page(pfn);
+                    ok
+                }
+            } else if self.policy.reuse_only_if_refcount_one {
+                if self.page(pfn).count() != 1 || !self.trylock_page(pfn) {
+                    false
+                } else {
+                    let ok = self.page(pfn).mapcount() == 1 && self.page(pfn).count() == 1;
+                    self.unlock_page(pfn);
+                    ok
+                }
+            } else {
+                if !self.trylock_page(pfn) {
+                    self.get_page(pfn, "do_wp_page");
+                    drop(ptl);
+                    self.lock_page(pfn);
+                    let _ptl = self.mm(vmf.mm).page_table_lock.lock();
+                    let same = vmf.table.get(vmf.addr) == vmf.orig;
+                    if !same {
+                        self.unlock_page(pfn);
+                        drop(_ptl);
+                        self.put_page(pfn, "do_wp_page");
+                        return Ok(0);
+                    }
+                    self.put_page(pfn, "do_wp_page");
+                    // reuse_swap_page: no swap in the model, so mapcount <= 1.
+                    let ok = self.page(pfn).mapcount() <= 1;
+                    self.unlock_page(pfn);
+                    if ok {
+                        return Ok(self.wp_page_reuse(vmf));
+                    }
+                    drop(_ptl);
+                    self.get_page(pfn, "do_wp_page");
+                    return self.wp_page_copy(vmf, Some(pfn));
+                }
+                let ok = self.page(pfn).mapcount() <= 1;
+                self.unlock_page(pfn);
+                ok
+            };
+            if reuse {
+                if vmf.unshare() && !vmf.write() {
+                    tracing::trace!(target: "cowbreak::mm", cpu = vmf.cpu, mm = vmf.mm, func = "do_wp_page", addr = vmf.addr, pfn, "unshare: page is exclusive");
+                    return Ok(0);
+                }
+                return Ok(self.wp_page_reuse(vmf));
+            }
+        } else if !vmf.vma.is_private() && vmf.vma.flags & vm::WRITE != 0 {
+            // wp_page_shared: a shared writable mapping writes the page-cache page.
+            return Ok(self.wp_page_reuse(vmf));
+        } else if vmf.unshare() && !vmf.write() && !self.policy.unshare_any_cow_mapping {
+            // Before v6.2 an unshare fault only ever concerns anon pages.
+            return Ok(0);
+        }
+        self.get_page(pfn, "do_wp_page");
+        drop(ptl);
+        self.wp_page_copy(vmf, Some(pfn))
+    }
+
+    /// `wp_page_reuse`: keep the page, make the PTE young, dirty and (if the vma is
+    /// writable) writable. Returns VM_FAULT_WRITE. The page-table lock is held.
+    fn wp_page_reuse(&self, vmf: &VmFault<'_>) -> u32 {
+        let entry = maybe_mkwrite(vmf.orig.mkyoung().mkdirty(), &vmf.vma);
+        self.ptep_set_access_flags(vmf.mm, vmf.table, vmf.addr, entry, "wp_page_reuse");
+        VM_FAULT_WRITE
+    }
+
+    /// `wp_page_copy`: allocate a new anon page, copy the old one (or zero-fill for the
+    /// zero page), then under the page-table lock, if the PTE is unchanged:
+    /// `ptep_clear_flush` (clear + TLB-shootdown IPI), `page_add_new_anon_rmap`,
+    /// `set_pte_at` of the new page (writable and dirty; read-only for an unshare fault),
+    /// `page_remove_rmap` of the old one, whose mapping reference is dropped. The caller's
+    /// reference on `old` is dropped at the end. Returns VM_FAULT_WRITE.
+    fn wp_page_copy(&self, vmf: &VmFault<'_>, old: Option<Pfn>) -> Result<u32, Errno> {
+        let new = match self.alloc_page(PageKind::Anon) {
+            Ok(new) => new,
+            Err(e) => {
+                if let Some(old) = old {
+                    self.put_page(old, "wp_page_copy");
+                }
+                return Err(e);
+            }
+        };
+        if let Some(old) = old {
+            self.copy_user_highpage(new, old);
+        }
+        let ptl = self.mm(vmf.mm).page_table_lock.lock();
+        let mut ret = 0;
+        let mut release = Some(new);
+        if vmf.table.get(vmf.addr) == vmf.orig {
+            let entry = if vmf.unshare() && !vmf.write() {
+                Pte::mk(new, false)
+            } else {
+                maybe_mkwrite(Pte::mk(new, false).mkdirty(), &vmf.vma)
+            };
+            self.ptep_get_and_clear(vmf.mm, vmf.table, vmf.addr, UnmapCause::Replace, "wp_page_copy");
+            self.flush_tlb(vmf.cpu, "ptep_clear_flush");
+            self.page_add_new_anon_rmap(new);
+            self.set_pte_at(vmf.mm, vmf.table, &vmf.vma, vmf.addr, entry, "wp_page_copy");
+            release = None;
+            if let Some(old) = old {
+                if old != ZERO_PFN && self.vm_normal_page(vmf.orig).is_some() {
+                    self.page_remove_rmap(old, "wp_page_copy");
+                    // The old mapping's reference goes with it.
+                    release = Some(old);
+                }
+            }
+            ret = VM_FAULT_WRITE;
+        }
+        drop(ptl);
+        if let Some(pfn) = release {
+            self.put_page(pfn, "wp_page_copy");
+        }
+        if let Some(old) = old {
+            self.put_page(old, "wp_page_copy");
+        }
+        Ok(ret)
+    }
+}

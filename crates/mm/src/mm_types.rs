@@ -1,0 +1,130 @@
+//! `struct vm_area_struct` and `struct mm_struct` (include/linux/mm_types.h).
+
+use cowbreak_sync::atomic::{AtomicBool, AtomicU64};
+use cowbreak_sync::{Mutex, RwLock};
+
+use crate::pgtable::{Addr, PTRS_PER_PMD};
+
+/// Index of an mm in the kernel's mm table.
+pub type MmId = usize;
+/// Index of a file (its page cache) in the kernel.
+pub type FileId = usize;
+
+/// `vm_flags` bits (include/linux/mm.h).
+pub mod vm {
+    /// `VM_READ`.
+    pub const READ: u64 = 0x1;
+    /// `VM_WRITE`.
+    pub const WRITE: u64 = 0x2;
+    /// `VM_SHARED`.
+    pub const SHARED: u64 = 0x8;
+    /// `VM_MAYREAD`.
+    pub const MAYREAD: u64 = 0x10;
+    /// `VM_MAYWRITE`.
+    pub const MAYWRITE: u64 = 0x20;
+    /// `VM_MAYSHARE`.
+    pub const MAYSHARE: u64 = 0x80;
+}
+
+/// `is_cow_mapping(flags)`: private and may become writable.
+pub fn is_cow_mapping(flags: u64) -> bool {
+    flags & (vm::SHARED | vm::MAYWRITE) == vm::MAYWRITE
+}
+
+/// What backs a vma.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Backing {
+    /// Anonymous memory (`vma_is_anonymous`).
+    Anon,
+    /// A file's page cache, from page `pgoff` of the file on.
+    File {
+        /// The file.
+        file: FileId,
+        /// The file page mapped at `start`.
+        pgoff: u64,
+    },
+}
+
+/// `struct vm_area_struct`, reduced to what GUP and COW read.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Vma {
+    /// `vm_start`.
+    pub start: Addr,
+    /// `vm_end` (exclusive).
+    pub end: Addr,
+    /// `vm_flags`.
+    pub flags: u64,
+    /// `vm_file` / anonymous.
+    pub backing: Backing,
+}
+
+impl Vma {
+    /// Whether `addr` falls inside.
+    pub fn contains(&self, addr: Addr) -> bool {
+        self.start <= addr && addr < self.end
+    }
+    /// `!(vm_flags & VM_SHARED)`: writes are private to the mm.
+    pub fn is_private(&self) -> bool {
+        self.flags & vm::SHARED == 0
+    }
+    /// `vma_is_anonymous`.
+    pub fn is_anonymous(&self) -> bool {
+        self.backing == Backing::Anon
+    }
+    /// The file page mapped at `addr`, for a file vma.
+    pub fn file_page(&self, addr: Addr) -> Option<(FileId, usize)> {
+        match self.backing {
+            Backing::Anon => None,
+            Backing::File { file, pgoff } => {
+                Some((file, (pgoff + (addr - self.start) / crate::pgtable::PAGE_SIZE) as usize))
+            }
+        }
+    }
+}
+
+/// The vma list, protected by `mmap_lock`.
+#[derive(Clone, Debug, Default)]
+pub struct Vmas {
+    /// The vmas, sorted by address, not overlapping.
+    pub list: Vec<Vma>,
+    /// Set by `exit_mmap`: the address space is gone.
+    pub dead: bool,
+}
+
+impl Vmas {
+    /// `find_vma` + the check that `addr` is inside it (`vma_lookup`).
+    pub fn lookup(&self, addr: Addr) -> Option<Vma> {
+        self.list.iter().copied().find(|v| v.contains(addr))
+    }
+}
+
+/// `struct mm_struct`.
+#[derive(Debug)]
+pub struct MmStruct {
+    /// Its index.
+    pub id: MmId,
+    /// `mmap_lock` (`mmap_sem` before 5.8), guarding the vma list.
+    pub mmap_lock: RwLock<Vmas>,
+    /// `page_table_lock`: the model uses one PTE lock per mm (split PTE locks are a
+    /// scalability device and do not change which interleavings exist for one table).
+    pub page_table_lock: Mutex<()>,
+    /// The PMD (the model's top level: pgd/p4d/pud are folded).
+    pub pmd: [AtomicU64; PTRS_PER_PMD],
+    /// `write_protect_seq` (v5.11, 57efa1fe5957).
+    pub write_protect_seq: AtomicU64,
+    /// `has_pinned` (v5.9, 008cfe4418b3; MMF_HAS_PINNED later).
+    pub has_pinned: AtomicBool,
+}
+
+impl MmStruct {
+    pub(crate) fn new(id: MmId) -> Self {
+        MmStruct {
+            id,
+            mmap_lock: RwLock::new(Vmas::default()),
+            page_table_lock: Mutex::new(()),
+            pmd: std::array::from_fn(|_| AtomicU64::new(0)),
+            write_protect_seq: AtomicU64::new(0),
+            has_pinned: AtomicBool::new(false),
+        }
+    }
+}

@@ -1,0 +1,408 @@
+//! The oracle: checks the model's invariants at every state change.
+//!
+//! It keeps ghost state (who maps which frame, which pins exist, which frames and tables
+//! are live) in a [`Ghost`] cell, which is never a scheduling point, and it never changes
+//! model state. The model calls its `on_*` hooks right after the atomic operation each
+//! one mirrors, with no scheduling point in between, so the ghost state is exactly the
+//! model state in the order the scheduler ran it.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use cowbreak_sync::Ghost;
+
+use crate::page::{PageKind, Pfn, ZERO_PFN};
+use crate::pgtable::{Addr, TableId};
+use crate::MmId;
+
+/// The stable names of everything the oracle can report.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ViolationKind {
+    /// A pin's holder no longer maps the pinned page at the pinned address, and the holder
+    /// did not unmap or discard it: COW broke the wrong way.
+    PinCoherence,
+    /// A private write by one mm landed on a page another mm holds a read pin on
+    /// (CVE-2020-29374).
+    PinIsolation,
+    /// A private or forced write landed on a page-cache page or the zero page (Dirty COW).
+    RoPageWritten,
+    /// After fork, a private write by one mm became visible through another mm's mapping.
+    CowIsolation,
+    /// Refcount underflow, a page freed while mapped or pinned, an access to a freed page.
+    PageLifetime,
+    /// A page-table page freed while a fast-GUP walker could still read it.
+    PgtableLifetime,
+    /// At the end: refcount / mapcount / pins disagree with the page tables.
+    Accounting,
+    /// Nobody runnable (from the backend).
+    Deadlock,
+    /// A retry loop or the step bound ran out.
+    Livelock,
+}
+
+impl ViolationKind {
+    /// Every kind.
+    pub const ALL: [ViolationKind; 9] = [
+        ViolationKind::PinCoherence,
+        ViolationKind::PinIsolation,
+        ViolationKind::RoPageWritten,
+        ViolationKind::CowIsolation,
+        ViolationKind::PageLifetime,
+        ViolationKind::PgtableLifetime,
+        ViolationKind::Accounting,
+        ViolationKind::Deadlock,
+        ViolationKind::Livelock,
+    ];
+
+    /// The stable name (`pin-coherence`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            ViolationKind::PinCoherence => "pin-coherence",
+            ViolationKind::PinIsolation => "pin-isolation",
+            ViolationKind::RoPageWritten => "ro-page-written",
+            ViolationKind::CowIsolation => "cow-isolation",
+            ViolationKind::PageLifetime => "page-lifetime",
+            ViolationKind::PgtableLifetime => "pgtable-lifetime",
+            ViolationKind::Accounting => "accounting",
+            ViolationKind::Deadlock => "deadlock",
+            ViolationKind::Livelock => "livelock",
+        }
+    }
+
+    /// One line on what broke.
+    pub fn explain(self) -> &'static str {
+        match self {
+            ViolationKind::PinCoherence => "a pinned page is no longer what its holder maps: COW broke the wrong way",
+            ViolationKind::PinIsolation => "a write by one mm landed on a page another mm holds a read pin on",
+            ViolationKind::RoPageWritten => "a private or forced write landed on a page-cache page or the zero page",
+            ViolationKind::CowIsolation => "after fork, a private write became visible through another mm's mapping",
+            ViolationKind::PageLifetime => "a page was used after free, freed while in use, or its refcount underflowed",
+            ViolationKind::PgtableLifetime => "a page-table page was freed while a fast-GUP walker could still read it",
+            ViolationKind::Accounting => "refcount / mapcount / pins disagree with the page tables at the end",
+            ViolationKind::Deadlock => "no thread can run",
+            ViolationKind::Livelock => "a retry loop or the step bound ran out",
+        }
+    }
+
+    /// Look a kind up by its stable name.
+    pub fn from_name(name: &str) -> Option<ViolationKind> {
+        ViolationKind::ALL.into_iter().find(|k| k.name() == name)
+    }
+}
+
+impl fmt::Display for ViolationKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One broken invariant.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    /// What broke.
+    pub kind: ViolationKind,
+    /// The model function where it was detected (its signature together with `kind`).
+    pub at: &'static str,
+    /// What happened, naming the objects involved.
+    pub message: String,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} in {}: {}", self.kind, self.at, self.message)
+    }
+}
+
+/// Why a PTE stopped mapping a page.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum UnmapCause {
+    /// munmap, MADV_DONTNEED or exit by the mm itself: its pins are detached, no longer
+    /// expected to match what it maps.
+    Discard,
+    /// The PTE is about to be replaced (COW, unshare): pins stay attached and must match
+    /// the new page.
+    Replace,
+}
+
+/// A pin (or a FOLL_GET reference held like one: vmsplice, get_user_pages).
+#[derive(Clone, Debug)]
+struct PinGhost {
+    holder: MmId,
+    addr: Addr,
+    pfn: Pfn,
+    write: bool,
+    /// Taken through a private mapping.
+    private: bool,
+    /// The holder has not discarded the mapping since it pinned.
+    attached: bool,
+    refs: i64,
+}
+
+/// Ghost state of one frame.
+#[derive(Copy, Clone, Debug)]
+struct FrameGhost {
+    live: bool,
+    kind: PageKind,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    frames: Vec<FrameGhost>,
+    tables_live: Vec<bool>,
+    /// (mm, addr) -> the frame its PTE maps (zero page included).
+    rmap: BTreeMap<(MmId, Addr), (Pfn, bool)>,
+    pins: BTreeMap<u64, PinGhost>,
+    next_pin: u64,
+    /// mms inside fork: their writes may still land on pages being shared with the child.
+    forking: Vec<MmId>,
+    violations: Vec<Violation>,
+}
+
+impl State {
+    fn report(&mut self, kind: ViolationKind, at: &'static str, message: String) {
+        // One report per (kind, place) per execution: the first is the interesting one.
+        if self.violations.iter().any(|v| v.kind == kind && v.at == at) {
+            return;
+        }
+        tracing::warn!(target: "cowbreak::oracle", kind = kind.name(), at, %message, "violation");
+        self.violations.push(Violation { kind, at, message });
+    }
+
+    fn mapped_by_other(&self, pfn: Pfn, mm: MmId) -> Option<(MmId, Addr)> {
+        self.rmap
+            .iter()
+            .find(|(&(m, _), &(p, private))| p == pfn && m != mm && private)
+            .map(|(&k, _)| k)
+    }
+}
+
+/// The oracle of one execution.
+#[derive(Debug, Default)]
+pub struct Oracle {
+    st: Ghost<State>,
+}
+
+/// A pin's ghost id, returned by [`Oracle::on_pin`].
+pub type PinId = u64;
+
+impl Oracle {
+    pub(crate) fn new(nr_frames: usize, nr_tables: usize) -> Self {
+        let mut frames = vec![FrameGhost { live: false, kind: PageKind::Anon }; nr_frames];
+        frames[ZERO_PFN as usize] = FrameGhost { live: true, kind: PageKind::Zero };
+        Oracle {
+            st: Ghost::new(State {
+                frames,
+                tables_live: vec![false; nr_tables],
+                ..State::default()
+            }),
+        }
+    }
+
+    /// Everything reported so far in this execution.
+    pub fn violations(&self) -> Vec<Violation> {
+        self.st.with(|s| s.violations.clone())
+    }
+
+    /// Report a violation found by the model itself (retry bound, underflow).
+    pub(crate) fn report(&self, kind: ViolationKind, at: &'static str, message: String) {
+        self.st.with(|s| s.report(kind, at, message));
+    }
+
+    pub(crate) fn on_page_alloc(&self, pfn: Pfn, kind: PageKind) {
+        self.st.with(|s| s.frames[pfn as usize] = FrameGhost { live: true, kind });
+    }
+
+    pub(crate) fn on_page_free(&self, pfn: Pfn) {
+        self.st.with(|s| {
+            if let Some((&(mm, addr), _)) = s.rmap.iter().find(|(_, &(p, _))| p == pfn) {
+                s.report(
+                    ViolationKind::PageLifetime,
+                    "__free_pages",
+                    format!("pfn {pfn} freed while mm{mm} still maps it at {addr:#x}"),
+                );
+            }
+            if let Some(pin) = s.pins.values().find(|p| p.pfn == pfn) {
+                let holder = pin.holder;
+                s.report(
+                    ViolationKind::PageLifetime,
+                    "__free_pages",
+                    format!("pfn {pfn} freed while mm{holder} holds a pin on it"),
+                );
+            }
+            s.frames[pfn as usize].live = false;
+        });
+    }
+
+    /// A use of frame `pfn` by `what`: report if it is free.
+    pub(crate) fn check_live(&self, pfn: Pfn, at: &'static str) {
+        self.st.with(|s| {
+            if !s.frames[pfn as usize].live {
+                s.report(ViolationKind::PageLifetime, at, format!("pfn {pfn} used after it was freed"));
+            }
+        });
+    }
+
+    pub(crate) fn on_table_alloc(&self, table: TableId) {
+        self.st.with(|s| s.tables_live[table] = true);
+    }
+
+    pub(crate) fn on_table_free(&self, table: TableId) {
+        self.st.with(|s| s.tables_live[table] = false);
+    }
+
+    /// A lockless walker on `cpu` just read an entry of `table`.
+    pub(crate) fn check_table_read(&self, table: TableId, mm: MmId, at: &'static str) {
+        self.st.with(|s| {
+            if !s.tables_live[table] {
+                s.report(
+                    ViolationKind::PgtableLifetime,
+                    at,
+                    format!("walker of mm{mm} read PTE table {table} after it was freed"),
+                );
+            }
+        });
+    }
+
+    /// mm `mm`'s PTE at `addr` now maps `pfn` (`set_pte_at` of a present entry).
+    pub(crate) fn on_map(&self, mm: MmId, addr: Addr, pfn: Pfn, private: bool, at: &'static str) {
+        self.st.with(|s| {
+            if !s.frames[pfn as usize].live {
+                s.report(ViolationKind::PageLifetime, at, format!("mm{mm} maps freed pfn {pfn} at {addr:#x}"));
+            }
+            s.rmap.insert((mm, addr), (pfn, private));
+            let stale: Vec<(Pfn, bool)> = s
+                .pins
+                .values()
+                .filter(|p| p.holder == mm && p.addr == addr && p.attached && p.pfn != pfn)
+                .map(|p| (p.pfn, p.write))
+                .collect();
+            for (pinned, write) in stale {
+                let rw = if write { "R/W" } else { "R/O" };
+                s.report(
+                    ViolationKind::PinCoherence,
+                    at,
+                    format!(
+                        "mm{mm} now maps pfn {pfn} at {addr:#x} but holds a {rw} pin on pfn {pinned} there"
+                    ),
+                );
+            }
+        });
+    }
+
+    /// mm `mm`'s PTE at `addr` no longer maps anything.
+    pub(crate) fn on_unmap(&self, mm: MmId, addr: Addr, cause: UnmapCause) {
+        self.st.with(|s| {
+            s.rmap.remove(&(mm, addr));
+            if cause == UnmapCause::Discard {
+                for p in s.pins.values_mut().filter(|p| p.holder == mm && p.addr == addr) {
+                    p.attached = false;
+                }
+            }
+        });
+    }
+
+    /// mm `mm` (or a forced access on its behalf) stored into frame `pfn` at `addr`.
+    pub(crate) fn on_write(&self, mm: MmId, addr: Addr, pfn: Pfn, private: bool, at: &'static str) {
+        self.st.with(|s| {
+            let frame = s.frames[pfn as usize];
+            if !frame.live {
+                s.report(ViolationKind::PageLifetime, at, format!("mm{mm} wrote freed pfn {pfn} at {addr:#x}"));
+                return;
+            }
+            if !private {
+                return;
+            }
+            match frame.kind {
+                PageKind::PageCache | PageKind::Zero => {
+                    let what = if frame.kind == PageKind::Zero { "the shared zero page" } else { "a page-cache page" };
+                    s.report(
+                        ViolationKind::RoPageWritten,
+                        at,
+                        format!("mm{mm}'s private write at {addr:#x} landed on pfn {pfn}, {what}"),
+                    );
+                }
+                PageKind::Anon => {}
+            }
+            let foreign_pin = s
+                .pins
+                .values()
+                .find(|p| p.pfn == pfn && p.holder != mm && !p.write && p.private)
+                .map(|p| (p.holder, p.addr));
+            if let Some((holder, paddr)) = foreign_pin {
+                s.report(
+                    ViolationKind::PinIsolation,
+                    at,
+                    format!(
+                        "mm{mm}'s write at {addr:#x} landed on pfn {pfn}, read-pinned by mm{holder} at {paddr:#x}"
+                    ),
+                );
+            }
+            if !s.forking.contains(&mm) {
+                if let Some((other, oaddr)) = s.mapped_by_other(pfn, mm) {
+                    s.report(
+                        ViolationKind::CowIsolation,
+                        at,
+                        format!(
+                            "mm{mm}'s private write at {addr:#x} landed on pfn {pfn}, mapped by mm{other} at {oaddr:#x}"
+                        ),
+                    );
+                }
+            }
+        });
+    }
+
+    pub(crate) fn on_fork_begin(&self, mm: MmId) {
+        self.st.with(|s| s.forking.push(mm));
+    }
+
+    pub(crate) fn on_fork_end(&self, mm: MmId) {
+        self.st.with(|s| s.forking.retain(|&m| m != mm));
+    }
+
+    /// A pin (or long-held GUP reference) of `refs` on `pfn` by `holder` at `addr`, taken
+    /// by a GUP walk that has just seen `holder`'s PTE map `pfn` (under the page-table
+    /// lock, or by fast GUP's recheck). If the ghost state says the holder no longer maps
+    /// it, the walk read a stale PTE: that is reported.
+    pub(crate) fn on_pin(&self, holder: MmId, addr: Addr, pfn: Pfn, write: bool, refs: i64, at: &'static str) -> PinId {
+        self.st.with(|s| {
+            let mapped = s.rmap.get(&(holder, addr)).copied();
+            let attached = mapped.map(|(p, _)| p) == Some(pfn);
+            if !attached {
+                s.report(
+                    ViolationKind::PinCoherence,
+                    at,
+                    format!("mm{holder} pinned pfn {pfn} at {addr:#x}, which it no longer maps"),
+                );
+            }
+            let private = mapped.map_or(true, |(_, private)| private);
+            let id = s.next_pin;
+            s.next_pin += 1;
+            s.pins.insert(id, PinGhost { holder, addr, pfn, write, private, attached, refs });
+            id
+        })
+    }
+
+    /// Whether mm `mm`'s mapping at `addr` is private, as far as the ghost rmap knows
+    /// (true when nothing is mapped there).
+    pub(crate) fn is_private_mapping(&self, mm: MmId, addr: Addr) -> bool {
+        self.st.with(|s| s.rmap.get(&(mm, addr)).map_or(true, |&(_, private)| private))
+    }
+
+    pub(crate) fn on_unpin(&self, pin: PinId) {
+        self.st.with(|s| s.pins.remove(&pin));
+    }
+
+    /// Expected `(refcount, mapcount)` contributions of the ghost state for `pfn`:
+    /// (number of PTEs mapping it, pin references).
+    pub(crate) fn expected_refs(&self, pfn: Pfn) -> (i64, i64) {
+        self.st.with(|s| {
+            let maps = s.rmap.values().filter(|&&(p, _)| p == pfn).count() as i64;
+            let pins: i64 = s.pins.values().filter(|p| p.pfn == pfn).map(|p| p.refs).sum();
+            (maps, pins)
+        })
+    }
+
+    pub(crate) fn frame_live(&self, pfn: Pfn) -> Option<PageKind> {
+        self.st.with(|s| s.frames[pfn as usize].live.then_some(s.frames[pfn as usize].kind))
+    }
+}

@@ -1,0 +1,195 @@
+//! `struct page` and the frame pool.
+//!
+//! Models the fields of `include/linux/mm_types.h` `struct page` that GUP and COW read:
+//! `_refcount` (`page_count`, `page_ref_add_unless`, `put_page`), `_mapcount`
+//! (`page_mapcount`, `page_dup_rmap`, `page_remove_rmap`), the flags GUP/COW test
+//! (`PageAnon`, `PageAnonExclusive` from v5.19 6c287605fd56, `PG_locked`), and a data
+//! word standing for the page's contents.
+
+use cowbreak_sync::atomic::{AtomicI64, AtomicU64, Ordering::SeqCst};
+use cowbreak_sync::Mutex;
+
+/// Index of a frame in the [`FramePool`] (`page_to_pfn`).
+pub type Pfn = u32;
+
+/// The shared zero page (`ZERO_PAGE(0)`): always frame 0, never freed.
+pub const ZERO_PFN: Pfn = 0;
+
+/// `GUP_PIN_COUNTING_BIAS` (v5.7 3faa52c03f44): what FOLL_PIN adds to the refcount of a
+/// small page.
+pub const GUP_PIN_COUNTING_BIAS: i64 = 1024;
+
+/// What kind of memory a frame holds.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum PageKind {
+    /// An anonymous page (`PageAnon`).
+    Anon,
+    /// A page-cache page of a file.
+    PageCache,
+    /// The shared zero page.
+    Zero,
+}
+
+/// Page flags (`PG_*`) the model uses.
+pub mod flags {
+    /// `PageAnon` (really `page->mapping & PAGE_MAPPING_ANON`).
+    pub const ANON: u64 = 1 << 0;
+    /// `PG_anon_exclusive` (v5.19, 6c287605fd56).
+    pub const ANON_EXCLUSIVE: u64 = 1 << 1;
+    /// `PG_locked` (`trylock_page`, `lock_page`, `unlock_page`).
+    pub const LOCKED: u64 = 1 << 2;
+    /// A page-cache page (`page->mapping` is a file).
+    pub const PAGECACHE: u64 = 1 << 3;
+    /// The shared zero page.
+    pub const ZERO: u64 = 1 << 4;
+}
+
+/// Who wrote a page's data: the id of the mm that wrote it plus one, or one of these.
+pub mod writer {
+    /// Freshly zeroed memory.
+    pub const NOBODY: u32 = 0;
+    /// The file's contents, as read from disk into the page cache.
+    pub const FILE: u32 = u32::MAX;
+}
+
+/// A page's contents: who wrote it last and what.
+#[derive(Copy, Clone, PartialEq, Eq, Hash, Default)]
+pub struct Stamp(pub u64);
+
+impl Stamp {
+    /// Zero-filled memory.
+    pub const ZERO: Stamp = Stamp(0);
+    /// `value` written by `writer` (see [`writer`]).
+    pub fn new(writer: u32, value: u32) -> Stamp {
+        Stamp(((writer as u64) << 32) | value as u64)
+    }
+    /// Written by mm `mm`.
+    pub fn by_mm(mm: usize, value: u32) -> Stamp {
+        Stamp::new(mm as u32 + 1, value)
+    }
+    /// The writer (see [`writer`]).
+    pub fn writer(self) -> u32 {
+        (self.0 >> 32) as u32
+    }
+    /// The mm that wrote it, if an mm did.
+    pub fn writer_mm(self) -> Option<usize> {
+        match self.writer() {
+            writer::NOBODY | writer::FILE => None,
+            w => Some(w as usize - 1),
+        }
+    }
+    /// The value written.
+    pub fn value(self) -> u32 {
+        self.0 as u32
+    }
+}
+
+impl std::fmt::Debug for Stamp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.writer() {
+            writer::NOBODY => write!(f, "zero"),
+            writer::FILE => write!(f, "file:{}", self.value()),
+            w => write!(f, "mm{}:{}", w - 1, self.value()),
+        }
+    }
+}
+
+/// `struct page`.
+#[derive(Debug)]
+pub struct Page {
+    /// `_refcount`. Invariant: equals the mappings plus the GUP references (1 per FOLL_GET,
+    /// [`GUP_PIN_COUNTING_BIAS`] per FOLL_PIN) plus transient kernel references plus the
+    /// page cache's own reference; 0 exactly when the frame is free.
+    pub refcount: AtomicI64,
+    /// `_mapcount + 1`: the number of page-table entries mapping the page.
+    pub mapcount: AtomicI64,
+    /// `PG_*` flags, see [`flags`].
+    pub flags: AtomicU64,
+    /// The page's contents, see [`Stamp`].
+    pub data: AtomicU64,
+}
+
+impl Page {
+    fn new() -> Self {
+        Page {
+            refcount: AtomicI64::new(0),
+            mapcount: AtomicI64::new(0),
+            flags: AtomicU64::new(0),
+            data: AtomicU64::new(0),
+        }
+    }
+
+    /// `page_count`.
+    pub fn count(&self) -> i64 {
+        self.refcount.load(SeqCst)
+    }
+    /// `page_mapcount`.
+    pub fn mapcount(&self) -> i64 {
+        self.mapcount.load(SeqCst)
+    }
+    /// Test a flag.
+    pub fn test(&self, flag: u64) -> bool {
+        self.flags.load(SeqCst) & flag != 0
+    }
+    /// Set a flag (`SetPage*`).
+    pub fn set(&self, flag: u64) {
+        self.flags.fetch_or(flag, SeqCst);
+    }
+    /// Clear a flag (`ClearPage*`).
+    pub fn clear(&self, flag: u64) {
+        self.flags.fetch_and(!flag, SeqCst);
+    }
+    /// `page_maybe_dma_pinned` (v5.7 3faa52c03f44): refcount at least the pin bias. False
+    /// positives (1024 plain references) are allowed, false negatives are not.
+    pub fn maybe_dma_pinned(&self) -> bool {
+        self.count() >= GUP_PIN_COUNTING_BIAS
+    }
+    /// The page's contents.
+    pub fn stamp(&self) -> Stamp {
+        Stamp(self.data.load(SeqCst))
+    }
+}
+
+/// The frame pool: the buddy allocator reduced to a free list.
+#[derive(Debug)]
+pub struct FramePool {
+    pages: Vec<Page>,
+    free: Mutex<Vec<Pfn>>,
+}
+
+impl FramePool {
+    /// A pool of `n` frames; frame 0 is the shared zero page, the rest are free.
+    pub fn new(n: usize) -> Self {
+        assert!(n >= 2, "a frame pool needs the zero page and at least one frame");
+        let pages: Vec<Page> = (0..n).map(|_| Page::new()).collect();
+        pages[ZERO_PFN as usize].flags.store(flags::ZERO, SeqCst);
+        // The zero page's refcount is never allowed to reach 0.
+        pages[ZERO_PFN as usize].refcount.store(1, SeqCst);
+        FramePool { pages, free: Mutex::new((1..n as Pfn).rev().collect()) }
+    }
+
+    /// The page of frame `pfn` (`pfn_to_page`).
+    pub fn page(&self, pfn: Pfn) -> &Page {
+        &self.pages[pfn as usize]
+    }
+
+    /// Number of frames, zero page included.
+    pub fn len(&self) -> usize {
+        self.pages.len()
+    }
+
+    /// Whether the pool is empty (never: it always holds the zero page).
+    pub fn is_empty(&self) -> bool {
+        self.pages.is_empty()
+    }
+
+    /// Take a frame off the free list; the caller initializes it.
+    pub(crate) fn pop_free(&self) -> Option<Pfn> {
+        self.free.lock().pop()
+    }
+
+    /// Put a frame back on the free list.
+    pub(crate) fn push_free(&self, pfn: Pfn) {
+        self.free.lock().push(pfn);
+    }
+}

@@ -1,0 +1,174 @@
+//! What user space does to the model: loads and stores through the page tables,
+//! `/proc/pid/mem`, vmsplice, pin_user_pages(_fast), reads through a pin, unpin.
+
+use cowbreak_sync::atomic::Ordering::SeqCst;
+
+use crate::gup::{foll, Grabbed, PinIntent};
+use crate::kernel::Kernel;
+use crate::memory::fault;
+use crate::mm_types::{vm, MmId};
+use crate::oracle::PinId;
+use crate::page::{Pfn, Stamp};
+use crate::pgtable::Addr;
+use crate::Errno;
+
+/// How to pin.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
+pub struct PinMode {
+    /// FOLL_WRITE: a R/W pin (the device will write).
+    pub write: bool,
+    /// FOLL_LONGTERM.
+    pub longterm: bool,
+    /// `pin_user_pages_fast` (the lockless walk first) instead of `pin_user_pages`.
+    pub fast: bool,
+}
+
+/// A page held by a pin or a long-lived FOLL_GET reference (vmsplice).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Pin {
+    /// The mm whose address was pinned.
+    pub holder: MmId,
+    /// The pinned address.
+    pub addr: Addr,
+    /// The pinned page.
+    pub pfn: Pfn,
+    /// References it holds: 1 (FOLL_GET) or the FOLL_PIN bias.
+    pub refs: i64,
+    /// A R/W pin.
+    pub write: bool,
+    id: PinId,
+}
+
+impl Pin {
+    fn from_grabbed(holder: MmId, addr: Addr, write: bool, g: Grabbed) -> Pin {
+        Pin { holder, addr, pfn: g.pfn, refs: g.refs, write, id: g.pin.expect("pins are tracked from the grab") }
+    }
+}
+
+impl Kernel {
+    /// A user load (`write == None`) or store of `value` at `addr` by a thread of `mm` on
+    /// `cpu`. The access is the hardware's: a page walk and the access itself, atomic with
+    /// respect to IPIs (so modeled as an interrupts-off section). A missing or read-only
+    /// PTE raises a page fault (`do_user_addr_fault`): `mmap_read_lock`, `access_error`
+    /// against the vma (SIGSEGV), `handle_mm_fault`, retry the access.
+    pub fn user_access(&self, cpu: usize, mm: MmId, addr: Addr, write: Option<u32>) -> Result<Stamp, Errno> {
+        for _ in 0..self.gup_retries_max {
+            self.local_irq_disable(cpu);
+            let mut done = None;
+            if let Some((table_id, table)) = self.pte_table(mm, addr) {
+                let pte = table.get(addr);
+                self.oracle.check_table_read(table_id, mm, "user_access");
+                if pte.present() && (write.is_none() || pte.write()) {
+                    let page = self.page(pte.pfn());
+                    done = Some(match write {
+                        Some(value) => {
+                            let stamp = Stamp::by_mm(mm, value);
+                            page.data.store(stamp.0, SeqCst);
+                            let private = self.oracle.is_private_mapping(mm, addr);
+                            self.oracle.on_write(mm, addr, pte.pfn(), private, "user_access");
+                            tracing::trace!(target: "cowbreak::mm", cpu, mm, func = "user_write", addr, pfn = pte.pfn(), ?stamp);
+                            stamp
+                        }
+                        None => {
+                            let stamp = Stamp(page.data.load(SeqCst));
+                            self.oracle.check_live(pte.pfn(), "user_access");
+                            tracing::trace!(target: "cowbreak::mm", cpu, mm, func = "user_read", addr, pfn = pte.pfn(), ?stamp);
+                            stamp
+                        }
+                    });
+                }
+            }
+            self.local_irq_enable(cpu);
+            if let Some(stamp) = done {
+                return Ok(stamp);
+            }
+            let vmas = self.mm(mm).mmap_lock.read();
+            let vma = vmas.lookup(addr).ok_or(Errno::SIGSEGV)?;
+            let needed = if write.is_some() { vm::WRITE } else { vm::READ };
+            if vma.flags & needed == 0 {
+                return Err(Errno::SIGSEGV);
+            }
+            let flags = if write.is_some() { fault::WRITE } else { 0 };
+            self.handle_mm_fault(cpu, mm, &vma, addr, flags)?;
+        }
+        self.oracle.report(
+            crate::ViolationKind::Livelock,
+            "user_access",
+            format!("mm{mm}: access at {addr:#x} still faults after {} rounds", self.gup_retries_max),
+        );
+        Err(Errno::EFAULT)
+    }
+
+    /// `mem_rw` -> `access_remote_vm` on `/proc/<mm>/mem`: `mmap_read_lock`,
+    /// `get_user_pages_remote` with FOLL_FORCE (| FOLL_WRITE), copy one word to or from
+    /// the page, `put_page`. A forced write may COW through a read-only private mapping:
+    /// where it lands is what Dirty COW got wrong.
+    pub fn proc_mem_access(&self, cpu: usize, mm: MmId, addr: Addr, write: Option<u32>) -> Result<Stamp, Errno> {
+        let mut flags = foll::FORCE | foll::GET | foll::TOUCH;
+        if write.is_some() {
+            flags |= foll::WRITE;
+        }
+        let vmas = self.mm(mm).mmap_lock.read();
+        let got = self.__get_user_pages(cpu, mm, &vmas, addr, 1, flags, None)?;
+        let pfn = got[0].pfn;
+        let page = self.page(pfn);
+        let stamp = match write {
+            Some(value) => {
+                let stamp = Stamp::by_mm(mm, value);
+                page.data.store(stamp.0, SeqCst);
+                let private = vmas.lookup(addr).map_or(true, |v| v.is_private());
+                self.oracle.on_write(mm, addr, pfn, private, "access_remote_vm");
+                tracing::trace!(target: "cowbreak::mm", cpu, mm, func = "access_remote_vm", addr, pfn, ?stamp, "forced write");
+                stamp
+            }
+            None => {
+                self.oracle.check_live(pfn, "access_remote_vm");
+                Stamp(page.data.load(SeqCst))
+            }
+        };
+        self.put_page(pfn, "access_remote_vm");
+        Ok(stamp)
+    }
+
+    /// vmsplice of one page into a pipe (`iov_iter_get_pages` -> `get_user_pages_fast`,
+    /// a FOLL_GET read reference the pipe keeps until it is read or closed).
+    pub fn vmsplice(&self, cpu: usize, mm: MmId, addr: Addr) -> Result<Pin, Errno> {
+        let intent = Some(PinIntent { holder: mm });
+        let got = self.get_user_pages_fast(cpu, mm, addr, 1, foll::GET, intent)?;
+        Ok(Pin::from_grabbed(mm, addr, false, got[0]))
+    }
+
+    /// `pin_user_pages` / `pin_user_pages_fast` of one page (FOLL_PIN, | FOLL_WRITE for a
+    /// R/W pin, | FOLL_LONGTERM). Without `foll_pin` (before v5.6, and 4.4.289) a pin is
+    /// what drivers used then: `get_user_pages(_fast)` with FOLL_GET.
+    pub fn pin_user_page(&self, cpu: usize, mm: MmId, addr: Addr, mode: PinMode) -> Result<Pin, Errno> {
+        let mut flags = if self.policy.foll_pin { foll::PIN } else { foll::GET };
+        if mode.write {
+            flags |= foll::WRITE;
+        }
+        if mode.longterm {
+            flags |= foll::LONGTERM;
+        }
+        let intent = Some(PinIntent { holder: mm });
+        let got = if mode.fast {
+            self.get_user_pages_fast(cpu, mm, addr, 1, flags, intent)?
+        } else {
+            self.get_user_pages(cpu, mm, addr, 1, flags | foll::TOUCH, intent)?
+        };
+        Ok(Pin::from_grabbed(mm, addr, mode.write, got[0]))
+    }
+
+    /// What the device (or the pipe reader) sees through the pin.
+    pub fn read_pinned(&self, pin: &Pin) -> Stamp {
+        self.oracle.check_live(pin.pfn, "read_pinned_page");
+        let stamp = self.page(pin.pfn).stamp();
+        tracing::trace!(target: "cowbreak::mm", mm = pin.holder, func = "read_pinned_page", addr = pin.addr, pfn = pin.pfn, ?stamp);
+        stamp
+    }
+
+    /// `unpin_user_page` (FOLL_PIN) or `put_page` (FOLL_GET).
+    pub fn unpin(&self, pin: Pin) {
+        tracing::trace!(target: "cowbreak::mm", mm = pin.holder, func = "unpin_user_page", addr = pin.addr, pfn = pin.pfn);
+        self.release_grabbed(&[Grabbed { pfn: pin.pfn, refs: pin.refs, pin: Some(pin.id) }]);
+    }
+}

@@ -1,0 +1,175 @@
+//! The one backend switch of cowbreak.
+//!
+//! Every piece of model state in the workspace (page refcounts, page-table entries,
+//! locks, per-CPU epochs) is built from the types in this crate, so one model source
+//! runs unchanged under three backends:
+//!
+//! | build | backend | what it is for |
+//! |---|---|---|
+//! | `--cfg loom` | [loom](https://docs.rs/loom) | exhaustive exploration within a preemption bound, C11 weak memory |
+//! | default | [shuttle](https://docs.rs/shuttle) | randomized campaigns (random, PCT, URW, DFS) and exact replay |
+//! | `--cfg cowbreak_stress` | `std` | real OS threads: the stress baseline a kernel developer would otherwise use |
+//!
+//! Architecture invariant: nothing else in the workspace names loom, shuttle or
+//! `std::sync` for model state. The only `std::sync` lock handed out here is
+//! [`Ghost`], for the oracle's bookkeeping, which must never add a scheduling point.
+
+#![warn(missing_docs)]
+
+#[cfg(loom)]
+use loom as backend;
+#[cfg(all(not(loom), not(cowbreak_stress)))]
+use shuttle as backend;
+#[cfg(all(not(loom), cowbreak_stress))]
+use std as backend;
+
+/// Which backend this build of the model runs on.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// loom, built with `--cfg loom`.
+    Loom,
+    /// shuttle, the default build.
+    Shuttle,
+    /// real threads, built with `--cfg cowbreak_stress`.
+    Stress,
+}
+
+/// The backend this crate was compiled for.
+pub const BACKEND: Backend = if cfg!(loom) {
+    Backend::Loom
+} else if cfg!(cowbreak_stress) {
+    Backend::Stress
+} else {
+    Backend::Shuttle
+};
+
+/// Atomics and fences of the selected backend.
+pub mod atomic {
+    pub use super::backend::sync::atomic::{
+        fence, AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering,
+    };
+}
+
+/// Threads of the selected backend.
+pub mod thread {
+    pub use super::backend::thread::{spawn, yield_now, JoinHandle};
+}
+
+pub use backend::sync::Arc;
+
+/// A mutual-exclusion lock of the selected backend (a scheduling point on lock and unlock).
+///
+/// The wrapper exists so that model code has one signature on every backend: poisoning
+/// is not part of the model, a poisoned lock means a model thread already panicked.
+#[derive(Debug, Default)]
+pub struct Mutex<T>(backend::sync::Mutex<T>);
+
+/// Guard returned by [`Mutex::lock`].
+pub type MutexGuard<'a, T> = backend::sync::MutexGuard<'a, T>;
+
+impl<T> Mutex<T> {
+    /// A new unlocked mutex holding `value`.
+    pub fn new(value: T) -> Self {
+        Mutex(backend::sync::Mutex::new(value))
+    }
+
+    /// Lock, blocking (in the model's sense) until the lock is free.
+    pub fn lock(&self) -> MutexGuard<'_, T> {
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// A reader-writer lock of the selected backend, used for `mmap_lock`.
+#[derive(Debug, Default)]
+pub struct RwLock<T>(backend::sync::RwLock<T>);
+
+/// Shared guard returned by [`RwLock::read`].
+pub type RwLockReadGuard<'a, T> = backend::sync::RwLockReadGuard<'a, T>;
+/// Exclusive guard returned by [`RwLock::write`].
+pub type RwLockWriteGuard<'a, T> = backend::sync::RwLockWriteGuard<'a, T>;
+
+impl<T> RwLock<T> {
+    /// A new unlocked rwlock holding `value`.
+    pub fn new(value: T) -> Self {
+        RwLock(backend::sync::RwLock::new(value))
+    }
+
+    /// Take the lock shared (`down_read`).
+    pub fn read(&self) -> RwLockReadGuard<'_, T> {
+        self.0.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Take the lock exclusive (`down_write`).
+    pub fn write(&self) -> RwLockWriteGuard<'_, T> {
+        self.0.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// A one-shot event for ordering points between model threads (scenario `signal` /
+/// `wait`). Blocking, not spinning, so that it adds no steps to an exploration.
+#[derive(Debug, Default)]
+pub struct Event {
+    set: backend::sync::Mutex<bool>,
+    cond: backend::sync::Condvar,
+}
+
+impl Event {
+    /// A new, unsignalled event.
+    pub fn new() -> Self {
+        Event { set: backend::sync::Mutex::new(false), cond: backend::sync::Condvar::new() }
+    }
+
+    /// Signal the event, waking every waiter.
+    pub fn signal(&self) {
+        let mut set = self.set.lock().unwrap_or_else(|p| p.into_inner());
+        *set = true;
+        self.cond.notify_all();
+    }
+
+    /// Block until the event has been signalled.
+    pub fn wait(&self) {
+        let mut set = self.set.lock().unwrap_or_else(|p| p.into_inner());
+        while !*set {
+            set = self.cond.wait(set).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+}
+
+/// Spin once in a busy-wait loop: a yield, so that loom and shuttle schedule someone
+/// else (shuttle's PCT deprioritizes a yielding thread) and real threads make progress.
+pub fn spin_wait() {
+    #[cfg(all(not(loom), cowbreak_stress))]
+    std::hint::spin_loop();
+    thread::yield_now();
+}
+
+/// Bookkeeping that is not model state: the oracle's ghost state and the collectors that
+/// carry results out of an execution.
+///
+/// It is a plain `std::sync::Mutex` on every backend, so touching it is never a
+/// scheduling point: observing an execution must not change which executions exist.
+/// Under loom and shuttle only one model thread runs at a time, so the lock is
+/// uncontended; on real threads it serializes the oracle, which is what we want.
+#[derive(Debug, Default)]
+pub struct Ghost<T>(std::sync::Mutex<T>);
+
+impl<T> Ghost<T> {
+    /// New ghost state.
+    pub const fn new(value: T) -> Self {
+        Ghost(std::sync::Mutex::new(value))
+    }
+
+    /// Run `f` with exclusive access to the ghost state.
+    pub fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+        let mut guard = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut guard)
+    }
+
+    /// Take the value out, leaving the default.
+    pub fn take(&self) -> T
+    where
+        T: Default,
+    {
+        self.with(std::mem::take)
+    }
+}

@@ -7,15 +7,20 @@
 //! `copy_present_pte`, `gup_pte_range`, `zap_pte_range`, ...); each one's doc names the
 //! kernel function it models and the [`Policy`] switches that change it.
 //!
-//! ```
-//! use cowbreak_mm::{Era, Kernel, KernelConfig, MapKind, Prot, Task};
+//! An era is a preset of switches; any switch can be flipped on top of it:
 //!
-//! let k = Kernel::new(&KernelConfig::new(Era::V5_9));
-//! // Outside a scheduler there is one thread; the model runs on std-compatible
-//! // primitives only inside an execution, see cowbreak-explore for running it.
-//! assert_eq!(k.policy, Era::V5_9.policy());
-//! # let _ = (MapKind::PrivateAnon, Prot::RW, std::marker::PhantomData::<Task>);
 //! ```
+//! use cowbreak_mm::{Era, KernelConfig};
+//!
+//! let mut config = KernelConfig::new(Era::V5_9);
+//! assert!(!config.policy.write_protect_seq);
+//! config.policy.set("write_protect_seq", true).unwrap(); // "v5.9 with write_protect_seq"
+//! assert!(config.policy.set("write_protect_sq", true).unwrap_err().to_string().contains("did you mean"));
+//! ```
+//!
+//! A [`Kernel`] is built and driven inside an execution of a backend (its atomics are
+//! shuttle's or loom's); `cowbreak-explore` runs one, and the workspace's `tests/common`
+//! shows scenarios written directly against [`Task`].
 //!
 //! # What the model does not capture
 //!

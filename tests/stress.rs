@@ -1,0 +1,38 @@
+//! The same scenarios on real OS threads (the stress backend). The sequential ones are
+//! ordered by their signal / wait points, so real threads must reproduce them exactly;
+//! the fixed eras must stay clean however the OS schedules.
+//! Run with `cargo xtask test` (it builds with `--cfg cowbreak_stress` in target/stress).
+#![cfg(all(not(loom), cowbreak_stress))]
+
+mod common;
+
+use cowbreak::explore::explore_stress;
+use cowbreak::mm::{Era, ViolationKind};
+
+#[test]
+fn sequential_bugs_reproduce_on_real_threads() {
+    let cases = [
+        (common::cve_2020_29374(Era::V4_9), ViolationKind::PinIsolation),
+        (common::rw_pin_then_fork(Era::V5_8), ViolationKind::PinCoherence),
+        (common::ro_pin_shared(Era::V5_9, true), ViolationKind::PinCoherence),
+    ];
+    for (spec, kind) in cases {
+        let out = explore_stress(50, false, spec.execution());
+        assert_eq!(out.executions, 50);
+        assert_eq!(out.kinds(), vec![kind], "{out:#?}");
+    }
+}
+
+#[test]
+fn fixed_eras_stay_clean_on_real_threads() {
+    for spec in [
+        common::cve_2020_29374(Era::V5_9),
+        common::rw_pin_then_fork(Era::V5_9),
+        common::ro_pin_shared(Era::V5_19, true),
+        common::dirty_cow(Era::V4_9),
+        common::fast_gup_vs_munmap(Era::V6_0),
+    ] {
+        let out = explore_stress(200, false, spec.execution());
+        assert!(out.violations.is_empty(), "{out:#?}");
+    }
+}

@@ -1,0 +1,63 @@
+//! `cargo xtask test`: every suite, each in its own build so none rebuilds another.
+
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+use crate::project_root;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Skip the loom suite (it builds the workspace a second time, with `--cfg loom`).
+    #[arg(long)]
+    no_loom: bool,
+    /// Skip the stress suite (real threads, `--cfg cowbreak_stress`).
+    #[arg(long)]
+    no_stress: bool,
+}
+
+struct Suite {
+    name: &'static str,
+    cfg: Option<&'static str>,
+    target_dir: &'static str,
+    args: &'static [&'static str],
+}
+
+const SUITES: &[Suite] = &[
+    Suite { name: "workspace (shuttle)", cfg: None, target_dir: "target", args: &["test", "--workspace"] },
+    Suite { name: "loom", cfg: Some("loom"), target_dir: "target/loom", args: &["test", "--release", "--test", "loom"] },
+    Suite {
+        name: "stress",
+        cfg: Some("cowbreak_stress"),
+        target_dir: "target/stress",
+        args: &["test", "--release", "--test", "stress"],
+    },
+];
+
+pub fn run(args: Args) -> ExitCode {
+    let root = project_root();
+    let mut failed = Vec::new();
+    for suite in SUITES {
+        if (suite.cfg == Some("loom") && args.no_loom) || (suite.cfg == Some("cowbreak_stress") && args.no_stress) {
+            continue;
+        }
+        eprintln!("== cargo xtask test: {} suite ==", suite.name);
+        let started = Instant::now();
+        let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        cmd.current_dir(&root).args(suite.args).env("CARGO_TARGET_DIR", root.join(suite.target_dir));
+        match suite.cfg {
+            Some(cfg) => cmd.env("RUSTFLAGS", format!("--cfg {cfg}")),
+            None => cmd.env_remove("RUSTFLAGS"),
+        };
+        let ok = cmd.status().map(|s| s.success()).unwrap_or(false);
+        eprintln!("== {} suite: {} in {:.1}s ==", suite.name, if ok { "passed" } else { "FAILED" }, started.elapsed().as_secs_f64());
+        if !ok {
+            failed.push(suite.name);
+        }
+    }
+    if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("failed suites: {}", failed.join(", "));
+        ExitCode::FAILURE
+    }
+}

@@ -45,6 +45,9 @@ enum Follow {
 pub struct PinIntent {
     /// The mm whose address was pinned.
     pub holder: MmId,
+    /// Whether the caller asked for write access: the pin's nature, which a forced COW
+    /// break adding FOLL_WRITE does not change.
+    pub write: bool,
 }
 
 /// What a GUP call returns per page.
@@ -142,7 +145,7 @@ impl Kernel {
         if flags & (foll::GET | foll::PIN) != 0 {
             let refs = self.try_grab_page(pfn, flags);
             if let Some(i) = intent {
-                pin = Some(self.oracle.on_pin(i.holder, addr, pfn, flags & foll::WRITE != 0, refs, "follow_page_pte"));
+                pin = Some(self.oracle.on_pin(i.holder, addr, pfn, i.write, refs, "follow_page_pte"));
             }
         }
         tracing::trace!(target: "cowbreak::mm", mm, func = "follow_page_pte", addr, pte = ?pte, pfn, flags);
@@ -298,7 +301,7 @@ impl Kernel {
             self.put_page_refs(pfn, refs, "gup_pte_range");
             return None;
         }
-        let pin = intent.map(|i| self.oracle.on_pin(i.holder, addr, pfn, flags & foll::WRITE != 0, refs, "gup_pte_range"));
+        let pin = intent.map(|i| self.oracle.on_pin(i.holder, addr, pfn, i.write, refs, "gup_pte_range"));
         tracing::trace!(target: "cowbreak::mm", mm, func = "gup_pte_range", addr, pte = ?pte, pfn, flags);
         Some(Grabbed { pfn, refs, pin })
     }

@@ -133,7 +133,7 @@ impl Kernel {
     /// vmsplice of one page into a pipe (`iov_iter_get_pages` -> `get_user_pages_fast`,
     /// a FOLL_GET read reference the pipe keeps until it is read or closed).
     pub fn vmsplice(&self, cpu: usize, mm: MmId, addr: Addr) -> Result<Pin, Errno> {
-        let intent = Some(PinIntent { holder: mm });
+        let intent = Some(PinIntent { holder: mm, write: false });
         let got = self.get_user_pages_fast(cpu, mm, addr, 1, foll::GET, intent)?;
         Ok(Pin::from_grabbed(mm, addr, false, got[0]))
     }
@@ -149,7 +149,7 @@ impl Kernel {
         if mode.longterm {
             flags |= foll::LONGTERM;
         }
-        let intent = Some(PinIntent { holder: mm });
+        let intent = Some(PinIntent { holder: mm, write: mode.write });
         let got = if mode.fast {
             self.get_user_pages_fast(cpu, mm, addr, 1, flags, intent)?
         } else {

@@ -1,0 +1,174 @@
+//! The scenario data model: what a scenario file says, resolved (names to indices).
+
+use cowbreak_mm::mmap::{MapKind, Prot};
+use cowbreak_mm::{Era, PinMode, ViolationKind};
+
+/// A parsed, checked scenario.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Scenario {
+    /// `scenario NAME`.
+    pub name: String,
+    /// `summary "..."`: one line.
+    pub summary: String,
+    /// `source "..."`: the kernel commit or selftest it follows.
+    pub source: String,
+    /// `check KIND ...`: the violation kinds it is about; empty means all.
+    pub check: Vec<ViolationKind>,
+    /// `expect KIND on ERA ...`: the history; eras not listed are expected clean.
+    pub expect: Vec<(ViolationKind, Vec<Era>)>,
+    /// `switch NAME on|off`: flips applied on top of every era's preset.
+    pub switches: Vec<(String, bool)>,
+    /// `file NAME pages=N`.
+    pub files: Vec<FileDecl>,
+    /// `map NAME ...`, all in the initial process, set up before any thread runs.
+    pub maps: Vec<MapDecl>,
+    /// Processes: 0 is `main`, then one per `fork` in order of appearance.
+    pub processes: Vec<String>,
+    /// `thread NAME in PROCESS:` with its operations.
+    pub threads: Vec<ThreadDecl>,
+    /// Ordering point names, by index.
+    pub points: Vec<String>,
+    /// The text it was parsed from.
+    pub text: String,
+    /// Where the text came from (a path, or `builtin:NAME`).
+    pub origin: String,
+}
+
+/// A file whose page cache the scenario maps.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileDecl {
+    /// Its name.
+    pub name: String,
+    /// Pages.
+    pub pages: usize,
+}
+
+/// How a mapping starts out.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Init {
+    /// Nothing mapped yet: the first access faults.
+    Untouched,
+    /// Every page read once (a read fault: the zero page, or the page cache's page).
+    Read,
+    /// Every page written with this value (a write fault: private pages of its own).
+    Written(u32),
+}
+
+/// A mapping of the initial process.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MapDecl {
+    /// Its name.
+    pub name: String,
+    /// What it maps (files by index).
+    pub kind: MapKind,
+    /// Pages.
+    pub pages: u64,
+    /// Protection.
+    pub prot: Prot,
+    /// Start address (PMD-aligned unless given).
+    pub addr: u64,
+    /// Initial contents.
+    pub init: Init,
+}
+
+/// A page of a mapping: `NAME` or `NAME+N`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Loc {
+    /// The mapping.
+    pub map: usize,
+    /// The page within it.
+    pub page: u64,
+}
+
+/// One operation of a thread.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// A load.
+    Read(Loc),
+    /// A store.
+    Write(Loc, u32),
+    /// fork(), creating process index `.0`.
+    Fork(usize),
+    /// exit(): the mm goes away.
+    Exit,
+    /// munmap of `pages` pages.
+    Munmap(Loc, u64),
+    /// MADV_DONTNEED of `pages` pages.
+    MadviseDontneed(Loc, u64),
+    /// mprotect of `pages` pages.
+    Mprotect(Loc, u64, Prot),
+    /// A forced write through /proc/self/mem.
+    ProcMemWrite(Loc, u32),
+    /// A forced read through /proc/self/mem.
+    ProcMemRead(Loc),
+    /// vmsplice into a pipe, holding the page in pin slot `.1`.
+    Vmsplice(Loc, usize),
+    /// pin_user_pages(_fast) into pin slot `.1`.
+    Pin(Loc, usize, PinMode),
+    /// Release pin slot `.0`.
+    Unpin(usize),
+    /// Read through pin slot `.0`.
+    ReadPin(usize),
+    /// Signal ordering point `.0`.
+    Signal(usize),
+    /// Wait for ordering point `.0`.
+    Wait(usize),
+}
+
+impl Op {
+    /// The keyword of the operation, as written in scenario files.
+    pub fn keyword(&self) -> &'static str {
+        match self {
+            Op::Read(_) => "read",
+            Op::Write(..) => "write",
+            Op::Fork(_) => "fork",
+            Op::Exit => "exit",
+            Op::Munmap(..) => "munmap",
+            Op::MadviseDontneed(..) => "madvise-dontneed",
+            Op::Mprotect(..) => "mprotect",
+            Op::ProcMemWrite(..) => "proc-mem-write",
+            Op::ProcMemRead(_) => "proc-mem-read",
+            Op::Vmsplice(..) => "vmsplice",
+            Op::Pin(_, _, m) if m.fast => "pin-fast",
+            Op::Pin(..) => "pin",
+            Op::Unpin(_) => "unpin",
+            Op::ReadPin(_) => "read-pin",
+            Op::Signal(_) => "signal",
+            Op::Wait(_) => "wait",
+        }
+    }
+}
+
+/// An operation and the line it was written on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Step {
+    /// The operation.
+    pub op: Op,
+    /// Its 1-based line in the scenario text.
+    pub line: usize,
+}
+
+/// A thread: one model thread on its own CPU, in one process.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ThreadDecl {
+    /// Its name.
+    pub name: String,
+    /// Its process (index into [`Scenario::processes`]).
+    pub process: usize,
+    /// Its operations in program order.
+    pub steps: Vec<Step>,
+    /// Names of its pin slots.
+    pub pins: Vec<String>,
+}
+
+impl Scenario {
+    /// The eras on which `kind` is expected, per the scenario's `expect` lines.
+    pub fn expected_on(&self, era: Era) -> Vec<ViolationKind> {
+        self.expect.iter().filter(|(_, eras)| eras.contains(&era)).map(|&(k, _)| k).collect()
+    }
+
+    /// The address of a location.
+    pub fn addr(&self, loc: Loc) -> u64 {
+        self.maps[loc.map].addr + loc.page * cowbreak_mm::PAGE_SIZE
+    }
+}

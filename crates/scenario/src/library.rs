@@ -1,0 +1,50 @@
+//! The built-in scenarios, embedded in the binary so the library works from any
+//! directory. Each is a file in `scenarios/` that users can copy and edit.
+
+use crate::{parse, ParseError, Scenario};
+
+macro_rules! builtin {
+    ($($file:literal),* $(,)?) => {
+        /// `(file name, text)` of every built-in scenario.
+        pub const FILES: &[(&str, &str)] = &[
+            $(($file, include_str!(concat!("../../../scenarios/", $file))),)*
+        ];
+    };
+}
+
+builtin! {
+    "basic-cow-after-fork-mprotect.scn",
+    "basic-cow-after-fork.scn",
+    "cve-2020-29374.scn",
+    "dirty-cow.scn",
+    "fast-gup-vs-fork.scn",
+    "fast-gup-vs-munmap-without-ipi.scn",
+    "fast-gup-vs-munmap.scn",
+    "ro-mapping-rw-pinned-page.scn",
+    "ro-pin-exclusive.scn",
+    "ro-pin-fast-exclusive.scn",
+    "ro-pin-fast-previously-shared.scn",
+    "ro-pin-fast-shared.scn",
+    "ro-pin-previously-shared.scn",
+    "ro-pin-shared.scn",
+    "rw-longterm-pin-then-fork.scn",
+    "vmsplice-before-fork-unmap-in-parent.scn",
+    "vmsplice-unmap-in-child-mprotect.scn",
+    "vmsplice-unmap-in-parent.scn",
+}
+
+/// Every built-in scenario, parsed. A built-in that does not parse is a bug caught by
+/// the tests, reported here as the parse error.
+pub fn all() -> Result<Vec<Scenario>, ParseError> {
+    FILES.iter().map(|(file, text)| parse(&format!("scenarios/{file}"), text)).collect()
+}
+
+/// The built-in scenario called `name`.
+pub fn find(name: &str) -> Option<Scenario> {
+    all().ok()?.into_iter().find(|s| s.name == name)
+}
+
+/// Names of the built-in scenarios.
+pub fn names() -> Vec<String> {
+    all().map(|v| v.into_iter().map(|s| s.name).collect()).unwrap_or_default()
+}

@@ -5,4 +5,6 @@
 
 pub use cowbreak_explore as explore;
 pub use cowbreak_mm as mm;
+pub use cowbreak_scenario as scenario;
 pub use cowbreak_sync as sync;
+pub use cowbreak_trace as trace;

@@ -4,21 +4,40 @@
 
 mod common;
 
+use common::Spec;
 use cowbreak::explore::{explore_shuttle, Outcome, ShuttleConfig, Strategy};
 use cowbreak::mm::{Era, ViolationKind};
-use common::Spec;
 
 fn pct(spec: Spec, iterations: usize, seed: u64) -> Outcome {
-    let cfg = ShuttleConfig { strategy: Strategy::Pct { depth: 3 }, iterations, seed, steps_max: 20_000 };
+    let cfg = ShuttleConfig {
+        strategy: Strategy::Pct { depth: 3 },
+        iterations,
+        seed,
+        steps_max: 20_000,
+        stop_after_first: false,
+    };
     explore_shuttle(&cfg, spec.execution())
 }
 
 /// Run `make` on every era and check that `kind` is found exactly on `buggy`.
-fn check_history(name: &str, make: impl Fn(Era) -> Spec, kind: ViolationKind, buggy: &[Era], iterations: usize) {
+fn check_history(
+    name: &str,
+    make: impl Fn(Era) -> Spec,
+    kind: ViolationKind,
+    buggy: &[Era],
+    iterations: usize,
+) {
     for era in Era::ALL {
         let out = pct(make(era), iterations, 7);
-        let unexpected: Vec<_> = out.violations.iter().filter(|f| f.violation.kind != kind).collect();
-        assert!(unexpected.is_empty(), "{name} on {era}: unexpected {unexpected:#?}");
+        let unexpected: Vec<_> = out
+            .violations
+            .iter()
+            .filter(|f| f.violation.kind != kind)
+            .collect();
+        assert!(
+            unexpected.is_empty(),
+            "{name} on {era}: unexpected {unexpected:#?}"
+        );
         assert_eq!(
             out.found(kind),
             buggy.contains(&era),
@@ -58,9 +77,28 @@ fn rw_longterm_pin_then_fork_pin_coherence() {
 /// broken again when v5.9 removed it, fixed for good by unsharing in v5.19.
 #[test]
 fn ro_pin_of_shared_anon_page_pin_coherence() {
-    let buggy = [Era::V4_8, Era::V4_9, Era::V4_15, Era::V5_9, Era::V5_11, Era::V5_18];
-    check_history("R/O pin (slow GUP)", |e| common::ro_pin_shared(e, false), ViolationKind::PinCoherence, &buggy, 4);
-    check_history("R/O pin (fast GUP)", |e| common::ro_pin_shared(e, true), ViolationKind::PinCoherence, &buggy, 4);
+    let buggy = [
+        Era::V4_8,
+        Era::V4_9,
+        Era::V4_15,
+        Era::V5_9,
+        Era::V5_11,
+        Era::V5_18,
+    ];
+    check_history(
+        "R/O pin (slow GUP)",
+        |e| common::ro_pin_shared(e, false),
+        ViolationKind::PinCoherence,
+        &buggy,
+        4,
+    );
+    check_history(
+        "R/O pin (fast GUP)",
+        |e| common::ro_pin_shared(e, true),
+        ViolationKind::PinCoherence,
+        &buggy,
+        4,
+    );
 }
 
 /// Dirty COW needs MADV_DONTNEED to land in a window of a few steps inside the forced
@@ -71,7 +109,13 @@ fn ro_pin_of_shared_anon_page_pin_coherence() {
 /// finds nothing.
 #[test]
 fn dirty_cow_ro_page_written() {
-    check_history("Dirty COW", common::dirty_cow, ViolationKind::RoPageWritten, &[Era::V4_8], 2000);
+    check_history(
+        "Dirty COW",
+        common::dirty_cow,
+        ViolationKind::RoPageWritten,
+        &[Era::V4_8],
+        2000,
+    );
 }
 
 /// The same race found by uniform random walks (URW) too: budget 2,000, seed 11.
@@ -81,7 +125,13 @@ fn dirty_cow_ro_page_written() {
 /// thread by its remaining steps and so spreads them evenly.
 #[test]
 fn dirty_cow_found_by_uniform_random_walks() {
-    let cfg = ShuttleConfig { strategy: Strategy::Urw, iterations: 2000, seed: 11, steps_max: 20_000 };
+    let cfg = ShuttleConfig {
+        strategy: Strategy::Urw,
+        iterations: 2000,
+        seed: 11,
+        steps_max: 20_000,
+        stop_after_first: false,
+    };
     let out = explore_shuttle(&cfg, common::dirty_cow(Era::V4_8).execution());
     assert!(out.found(ViolationKind::RoPageWritten), "{out:#?}");
 }
@@ -90,8 +140,15 @@ fn dirty_cow_found_by_uniform_random_walks() {
 /// PTE table munmap already freed. Budget: 2,000 PCT executions, seed 7.
 #[test]
 fn fast_gup_vs_munmap_needs_the_ipi_wait() {
-    let without = pct(common::fast_gup_vs_munmap(Era::V5_9).switch("ipi_waits_for_irq_off", false), 2000, 7);
-    assert!(without.found(ViolationKind::PgtableLifetime), "{without:#?}");
+    let without = pct(
+        common::fast_gup_vs_munmap(Era::V5_9).switch("ipi_waits_for_irq_off", false),
+        2000,
+        7,
+    );
+    assert!(
+        without.found(ViolationKind::PgtableLifetime),
+        "{without:#?}"
+    );
     let with = pct(common::fast_gup_vs_munmap(Era::V5_9), 2000, 7);
     assert!(with.violations.is_empty(), "{with:#?}");
 }
@@ -103,7 +160,10 @@ fn same_seed_same_outcome() {
     let b = pct(common::dirty_cow(Era::V4_8), 300, 3);
     assert_eq!(a.executions, b.executions);
     let sig = |o: &Outcome| {
-        o.violations.iter().map(|f| (f.violation.kind, f.first_at_execution, f.schedule.clone())).collect::<Vec<_>>()
+        o.violations
+            .iter()
+            .map(|f| (f.violation.kind, f.first_at_execution, f.schedule.clone()))
+            .collect::<Vec<_>>()
     };
     assert_eq!(sig(&a), sig(&b));
 }

@@ -12,25 +12,41 @@ const PREEMPTION_BOUND: usize = 2;
 
 #[test]
 fn cve_2020_29374_v5_9_passes_exhaustively() {
-    let out = explore_loom(PREEMPTION_BOUND, common::cve_2020_29374(Era::V5_9).small().execution());
+    let out = explore_loom(
+        PREEMPTION_BOUND,
+        common::cve_2020_29374(Era::V5_9).small().execution(),
+    );
     assert!(out.violations.is_empty(), "{out:#?}");
-    assert!(out.executions > 1, "loom explored {} executions", out.executions);
+    assert!(
+        out.executions > 1,
+        "loom explored {} executions",
+        out.executions
+    );
 }
 
 #[test]
 fn cve_2020_29374_v4_9_fails() {
-    let out = explore_loom(PREEMPTION_BOUND, common::cve_2020_29374(Era::V4_9).small().execution());
+    let out = explore_loom(
+        PREEMPTION_BOUND,
+        common::cve_2020_29374(Era::V4_9).small().execution(),
+    );
     assert_eq!(out.kinds(), vec![ViolationKind::PinIsolation], "{out:#?}");
 }
 
 #[test]
 fn rw_pin_then_fork_v5_9_passes_exhaustively() {
-    let out = explore_loom(PREEMPTION_BOUND, common::rw_pin_then_fork(Era::V5_9).small().execution());
+    let out = explore_loom(
+        PREEMPTION_BOUND,
+        common::rw_pin_then_fork(Era::V5_9).small().execution(),
+    );
     assert!(out.violations.is_empty(), "{out:#?}");
 }
 
 #[test]
 fn rw_pin_then_fork_v4_9_fails() {
-    let out = explore_loom(PREEMPTION_BOUND, common::rw_pin_then_fork(Era::V4_9).small().execution());
+    let out = explore_loom(
+        PREEMPTION_BOUND,
+        common::rw_pin_then_fork(Era::V4_9).small().execution(),
+    );
     assert_eq!(out.kinds(), vec![ViolationKind::PinCoherence], "{out:#?}");
 }

@@ -9,15 +9,29 @@ mod common;
 use cowbreak::explore::explore_stress;
 use cowbreak::mm::{Era, ViolationKind};
 
+/// No deadline: the tests bound work by iterations.
+fn far() -> std::time::Instant {
+    std::time::Instant::now() + std::time::Duration::from_secs(3600)
+}
+
 #[test]
 fn sequential_bugs_reproduce_on_real_threads() {
     let cases = [
-        (common::cve_2020_29374(Era::V4_9), ViolationKind::PinIsolation),
-        (common::rw_pin_then_fork(Era::V5_8), ViolationKind::PinCoherence),
-        (common::ro_pin_shared(Era::V5_9, true), ViolationKind::PinCoherence),
+        (
+            common::cve_2020_29374(Era::V4_9),
+            ViolationKind::PinIsolation,
+        ),
+        (
+            common::rw_pin_then_fork(Era::V5_8),
+            ViolationKind::PinCoherence,
+        ),
+        (
+            common::ro_pin_shared(Era::V5_9, true),
+            ViolationKind::PinCoherence,
+        ),
     ];
     for (spec, kind) in cases {
-        let out = explore_stress(50, false, spec.execution());
+        let out = explore_stress(50, false, spec.execution(), far());
         assert_eq!(out.executions, 50);
         assert_eq!(out.kinds(), vec![kind], "{out:#?}");
     }
@@ -32,7 +46,7 @@ fn fixed_eras_stay_clean_on_real_threads() {
         common::dirty_cow(Era::V4_9),
         common::fast_gup_vs_munmap(Era::V6_0),
     ] {
-        let out = explore_stress(200, false, spec.execution());
+        let out = explore_stress(200, false, spec.execution(), far());
         assert!(out.violations.is_empty(), "{out:#?}");
     }
 }

@@ -37,7 +37,11 @@ impl Spec {
         let mut config = KernelConfig::new(era);
         config.files = vec![1];
         config.nr_cpus = threads.len().max(1);
-        Spec { config, setup, threads }
+        Spec {
+            config,
+            setup,
+            threads,
+        }
     }
 
     /// Small pools, for loom.
@@ -122,7 +126,16 @@ pub fn cve_2020_29374(era: Era) -> Spec {
 /// The RDMA case: a R/W longterm pin, then fork, then the parent writes.
 pub fn rw_pin_then_fork(era: Era) -> Spec {
     fn parent(t: &Task, _: &Points) {
-        let pin = t.pin(A, PinMode { write: true, longterm: true, fast: false }).unwrap();
+        let pin = t
+            .pin(
+                A,
+                PinMode {
+                    write: true,
+                    longterm: true,
+                    fast: false,
+                },
+            )
+            .unwrap();
         t.fork(1).unwrap();
         t.write(A, 2).unwrap();
         let _ = t.read_pinned(&pin);
@@ -135,7 +148,16 @@ pub fn rw_pin_then_fork(era: Era) -> Spec {
 pub fn ro_pin_shared(era: Era, fast: bool) -> Spec {
     fn body(t: &Task, fast: bool) {
         t.fork(1).unwrap();
-        let pin = t.pin(A, PinMode { write: false, longterm: true, fast }).unwrap();
+        let pin = t
+            .pin(
+                A,
+                PinMode {
+                    write: false,
+                    longterm: true,
+                    fast,
+                },
+            )
+            .unwrap();
         t.write(A, 2).unwrap();
         let _ = t.read_pinned(&pin);
         t.unpin(pin);
@@ -146,14 +168,25 @@ pub fn ro_pin_shared(era: Era, fast: bool) -> Spec {
     fn fast_(t: &Task, _: &Points) {
         body(t, true)
     }
-    Spec::new(era, anon_written, vec![(0, if fast { fast_ } else { slow })])
+    Spec::new(
+        era,
+        anon_written,
+        vec![(0, if fast { fast_ } else { slow })],
+    )
 }
 
 /// Fast GUP walking the page tables while another thread unmaps the range and frees
 /// the PTE table.
 pub fn fast_gup_vs_munmap(era: Era) -> Spec {
     fn pinner(t: &Task, _: &Points) {
-        if let Ok(pin) = t.pin(A, PinMode { write: false, longterm: false, fast: true }) {
+        if let Ok(pin) = t.pin(
+            A,
+            PinMode {
+                write: false,
+                longterm: false,
+                fast: true,
+            },
+        ) {
             t.unpin(pin);
         }
     }

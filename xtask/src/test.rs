@@ -23,8 +23,18 @@ struct Suite {
 }
 
 const SUITES: &[Suite] = &[
-    Suite { name: "workspace (shuttle)", cfg: None, target_dir: "target", args: &["test", "--workspace"] },
-    Suite { name: "loom", cfg: Some("loom"), target_dir: "target/loom", args: &["test", "--release", "--test", "loom"] },
+    Suite {
+        name: "workspace (shuttle)",
+        cfg: None,
+        target_dir: "target",
+        args: &["test", "--workspace"],
+    },
+    Suite {
+        name: "loom",
+        cfg: Some("loom"),
+        target_dir: "target/loom",
+        args: &["test", "--release", "--test", "loom"],
+    },
     Suite {
         name: "stress",
         cfg: Some("cowbreak_stress"),
@@ -37,19 +47,28 @@ pub fn run(args: Args) -> ExitCode {
     let root = project_root();
     let mut failed = Vec::new();
     for suite in SUITES {
-        if (suite.cfg == Some("loom") && args.no_loom) || (suite.cfg == Some("cowbreak_stress") && args.no_stress) {
+        if (suite.cfg == Some("loom") && args.no_loom)
+            || (suite.cfg == Some("cowbreak_stress") && args.no_stress)
+        {
             continue;
         }
         eprintln!("== cargo xtask test: {} suite ==", suite.name);
         let started = Instant::now();
         let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-        cmd.current_dir(&root).args(suite.args).env("CARGO_TARGET_DIR", root.join(suite.target_dir));
+        cmd.current_dir(&root)
+            .args(suite.args)
+            .env("CARGO_TARGET_DIR", root.join(suite.target_dir));
         match suite.cfg {
             Some(cfg) => cmd.env("RUSTFLAGS", format!("--cfg {cfg}")),
             None => cmd.env_remove("RUSTFLAGS"),
         };
         let ok = cmd.status().map(|s| s.success()).unwrap_or(false);
-        eprintln!("== {} suite: {} in {:.1}s ==", suite.name, if ok { "passed" } else { "FAILED" }, started.elapsed().as_secs_f64());
+        eprintln!(
+            "== {} suite: {} in {:.1}s ==",
+            suite.name,
+            if ok { "passed" } else { "FAILED" },
+            started.elapsed().as_secs_f64()
+        );
         if !ok {
             failed.push(suite.name);
         }

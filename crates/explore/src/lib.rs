@@ -17,6 +17,8 @@ use std::collections::BTreeMap;
 
 use cowbreak_mm::{Violation, ViolationKind};
 
+#[cfg(all(not(loom), not(cowbreak_stress)))]
+pub mod campaign;
 #[cfg(loom)]
 mod loom_backend;
 #[cfg(all(not(loom), not(cowbreak_stress)))]
@@ -49,6 +51,8 @@ pub struct Found {
 pub struct Outcome {
     /// Executions run.
     pub executions: u64,
+    /// Scheduling decisions over all executions (shuttle only).
+    pub steps: u64,
     /// Distinct violations, by (kind, place), in the order first found.
     pub violations: Vec<Found>,
 }
@@ -73,13 +77,19 @@ impl Outcome {
 #[derive(Debug, Default)]
 pub(crate) struct Collector {
     executions: u64,
+    pub(crate) steps: u64,
     order: Vec<(ViolationKind, &'static str)>,
     found: BTreeMap<(ViolationKind, &'static str), Found>,
 }
 
 impl Collector {
     /// Record what execution number `self.executions` saw.
-    pub(crate) fn record(&mut self, violations: Vec<Violation>, schedule: Option<String>, schedule_len: usize) {
+    pub(crate) fn record(
+        &mut self,
+        violations: Vec<Violation>,
+        schedule: Option<String>,
+        schedule_len: usize,
+    ) {
         let execution = self.executions;
         for v in violations {
             let key = (v.kind, v.at);
@@ -95,11 +105,21 @@ impl Collector {
                     self.order.push(key);
                     self.found.insert(
                         key,
-                        Found { violation: v, first_at_execution: execution, schedule: schedule.clone(), schedule_len },
+                        Found {
+                            violation: v,
+                            first_at_execution: execution,
+                            schedule: schedule.clone(),
+                            schedule_len,
+                        },
                     );
                 }
             }
         }
+    }
+
+    /// Whether anything broke yet.
+    pub(crate) fn any(&self) -> bool {
+        !self.found.is_empty()
     }
 
     pub(crate) fn begin_execution(&mut self) {
@@ -107,7 +127,15 @@ impl Collector {
     }
 
     pub(crate) fn into_outcome(mut self) -> Outcome {
-        let violations = self.order.iter().filter_map(|k| self.found.remove(k)).collect();
-        Outcome { executions: self.executions, violations }
+        let violations = self
+            .order
+            .iter()
+            .filter_map(|k| self.found.remove(k))
+            .collect();
+        Outcome {
+            executions: self.executions,
+            steps: self.steps,
+            violations,
+        }
     }
 }

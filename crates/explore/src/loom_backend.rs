@@ -29,6 +29,10 @@ where
         let v = execution();
         c.lock().unwrap().record(v, None, 0);
     });
-    let collector = Arc::try_unwrap(collector).ok().expect("loom finished").into_inner().unwrap();
+    let collector = Arc::try_unwrap(collector)
+        .ok()
+        .expect("loom finished")
+        .into_inner()
+        .unwrap();
     collector.into_outcome()
 }

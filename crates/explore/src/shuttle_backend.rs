@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 
 use cowbreak_mm::{Violation, ViolationKind};
 use shuttle::scheduler::{
-    DfsScheduler, PctScheduler, RandomScheduler, ReplayScheduler, Schedule, Scheduler, Task, TaskId,
-    UrwRandomScheduler,
+    DfsScheduler, PctScheduler, RandomScheduler, ReplayScheduler, Schedule, Scheduler, Task,
+    TaskId, UrwRandomScheduler,
 };
 use shuttle::{Config, FailurePersistence, MaxSteps, Runner};
 use shuttle_engine::scheduler::serialization::serialize_schedule;
@@ -45,11 +45,20 @@ pub struct ShuttleConfig {
     pub seed: u64,
     /// Scheduling decisions after which an execution counts as a livelock.
     pub steps_max: usize,
+    /// End the campaign after the first execution that broke something (benchmarks of
+    /// executions-to-first-violation); by default a campaign goes on collecting.
+    pub stop_after_first: bool,
 }
 
 impl Default for ShuttleConfig {
     fn default() -> Self {
-        ShuttleConfig { strategy: Strategy::Pct { depth: 3 }, iterations: 1000, seed: 0, steps_max: 20_000 }
+        ShuttleConfig {
+            strategy: Strategy::Pct { depth: 3 },
+            iterations: 1000,
+            seed: 0,
+            steps_max: 20_000,
+            stop_after_first: false,
+        }
     }
 }
 
@@ -71,12 +80,15 @@ impl Shared {
             return;
         }
         self.started = false;
+        self.collector.steps += self.schedule.len() as u64;
         let violations = match self.pending.take() {
             Some(v) => v,
             None => vec![Violation {
                 kind: ViolationKind::Livelock,
                 at: "scheduler",
-                message: format!("the execution did not finish within {steps_max} scheduling steps"),
+                message: format!(
+                    "the execution did not finish within {steps_max} scheduling steps"
+                ),
             }],
         };
         if !violations.is_empty() {
@@ -91,12 +103,16 @@ struct Recording<S> {
     inner: S,
     shared: Arc<Mutex<Shared>>,
     steps_max: usize,
+    stop_after_first: bool,
 }
 
 impl<S: Scheduler> Scheduler for Recording<S> {
     fn new_execution(&mut self) -> Option<Schedule> {
         let mut shared = self.shared.lock().unwrap_or_else(|p| p.into_inner());
         shared.finish_execution(self.steps_max);
+        if self.stop_after_first && shared.collector.any() {
+            return None;
+        }
         let s = self.inner.new_execution()?;
         shared.schedule = Schedule::new(s.seed);
         shared.started = true;
@@ -104,14 +120,27 @@ impl<S: Scheduler> Scheduler for Recording<S> {
         Some(s)
     }
 
-    fn next_task(&mut self, runnable: &[&Task], current: Option<TaskId>, is_yielding: bool) -> Option<TaskId> {
+    fn next_task(
+        &mut self,
+        runnable: &[&Task],
+        current: Option<TaskId>,
+        is_yielding: bool,
+    ) -> Option<TaskId> {
         let t = self.inner.next_task(runnable, current, is_yielding)?;
-        self.shared.lock().unwrap_or_else(|p| p.into_inner()).schedule.push_task(t);
+        self.shared
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .schedule
+            .push_task(t);
         Some(t)
     }
 
     fn next_u64(&mut self) -> u64 {
-        self.shared.lock().unwrap_or_else(|p| p.into_inner()).schedule.push_random();
+        self.shared
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .schedule
+            .push_random();
         self.inner.next_u64()
     }
 }
@@ -134,15 +163,27 @@ fn payload_text(payload: &(dyn std::any::Any + Send)) -> String {
 }
 
 fn classify(text: &str) -> Violation {
-    let kind = if text.starts_with("deadlock") { ViolationKind::Deadlock } else { ViolationKind::Livelock };
+    let kind = if text.starts_with("deadlock") {
+        ViolationKind::Deadlock
+    } else {
+        ViolationKind::Livelock
+    };
     let kind_text = if kind == ViolationKind::Livelock && !text.starts_with("exceeded max_steps") {
         // Not a scheduler verdict: the model itself panicked. That is a bug in cowbreak,
         // surfaced rather than lost.
-        return Violation { kind: ViolationKind::Livelock, at: "model panic", message: text.to_string() };
+        return Violation {
+            kind: ViolationKind::Livelock,
+            at: "model panic",
+            message: text.to_string(),
+        };
     } else {
         text.lines().next().unwrap_or(text).to_string()
     };
-    Violation { kind, at: "scheduler", message: kind_text }
+    Violation {
+        kind,
+        at: "scheduler",
+        message: kind_text,
+    }
 }
 
 /// Run `execution` under shuttle with `cfg`, collecting every distinct violation with the
@@ -165,14 +206,27 @@ where
     let steps_max = cfg.steps_max;
     let inner: Box<dyn Scheduler + Send> = match cfg.strategy {
         Strategy::Random => Box::new(RandomScheduler::new_from_seed(cfg.seed, cfg.iterations)),
-        Strategy::Pct { depth } => Box::new(PctScheduler::new_from_seed(cfg.seed, depth.max(1), cfg.iterations)),
+        Strategy::Pct { depth } => Box::new(PctScheduler::new_from_seed(
+            cfg.seed,
+            depth.max(1),
+            cfg.iterations,
+        )),
         Strategy::Urw => Box::new(UrwRandomScheduler::new_from_seed(cfg.seed, cfg.iterations)),
         Strategy::Dfs => Box::new(DfsScheduler::new(Some(cfg.iterations), false)),
     };
-    let sched = Recording { inner, shared: Arc::clone(&shared), steps_max };
+    let sched = Recording {
+        inner,
+        shared: Arc::clone(&shared),
+        steps_max,
+        stop_after_first: cfg.stop_after_first,
+    };
     let runner = Runner::new(sched, config(steps_max));
     let result = quietly(|| catch_unwind(AssertUnwindSafe(|| runner.run(body))));
-    let mut shared = Arc::try_unwrap(shared).ok().expect("runner finished").into_inner().unwrap_or_else(|p| p.into_inner());
+    let mut shared = Arc::try_unwrap(shared)
+        .ok()
+        .expect("runner finished")
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner());
     match result {
         Ok(_) => shared.finish_execution(steps_max),
         Err(payload) => {
@@ -209,7 +263,11 @@ where
     let runner = Runner::new(sched, config(usize::MAX));
     let result = quietly(|| catch_unwind(AssertUnwindSafe(|| runner.run(body))));
     match result {
-        Ok(_) => seen.lock().unwrap_or_else(|p| p.into_inner()).take().ok_or_else(|| "the replayed execution did not finish".to_string()),
+        Ok(_) => seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .ok_or_else(|| "the replayed execution did not finish".to_string()),
         Err(payload) => {
             let text = payload_text(&*payload);
             if text.starts_with("deadlock") {

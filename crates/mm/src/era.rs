@@ -223,8 +223,12 @@ impl Era {
     pub fn unmodeled(self) -> Option<&'static str> {
         match self {
             Era::V4_15 => Some("a8f97366452e touch_pmd dirty only on write: THP is not modeled"),
-            Era::V5_18 => Some("53a05ad9f21d 3bff7e3f1f16 c145e0b47c77 THP and swap COW: not modeled"),
-            Era::V6_1 => Some("088b8aa537c2 page_try_share_anon_rmap barriers: swap/migration not modeled"),
+            Era::V5_18 => {
+                Some("53a05ad9f21d 3bff7e3f1f16 c145e0b47c77 THP and swap COW: not modeled")
+            }
+            Era::V6_1 => {
+                Some("088b8aa537c2 page_try_share_anon_rmap barriers: swap/migration not modeled")
+            }
             _ => None,
         }
     }
@@ -235,12 +239,17 @@ impl Era {
         Era::ALL
             .into_iter()
             .find(|e| &e.name()[1..] == want)
-            .ok_or_else(|| UnknownEra { name: name.to_string() })
+            .ok_or_else(|| UnknownEra {
+                name: name.to_string(),
+            })
     }
 
     /// The era's preset.
     pub fn policy(self) -> Policy {
-        let mut p = Policy { ipi_waits_for_irq_off: true, ..Policy::default() };
+        let mut p = Policy {
+            ipi_waits_for_irq_off: true,
+            ..Policy::default()
+        };
         match self {
             Era::V4_8 => {}
             Era::V4_9 | Era::V4_15 => p.foll_cow = true,

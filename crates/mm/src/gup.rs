@@ -91,7 +91,9 @@ impl Kernel {
                 && self.page_anon(pfn)
                 && self.page(pfn).test(pg::ANON_EXCLUSIVE)
         } else if p.foll_cow {
-            (p.force_cow_break_on_gup || flags & foll::FORCE != 0) && flags & foll::COW != 0 && pte.dirty()
+            (p.force_cow_break_on_gup || flags & foll::FORCE != 0)
+                && flags & foll::COW != 0
+                && pte.dirty()
         } else {
             false
         }
@@ -127,8 +129,17 @@ impl Kernel {
     /// `can_follow_write_pte` refuses for FOLL_WRITE, is "no page". From v5.19 a R/O pin
     /// that `gup_must_unshare` returns -EMLINK. The shared zero page is returned for
     /// reads (`is_zero_pfn`).
-    fn follow_page_pte(&self, mm: MmId, vma: &Vma, addr: Addr, flags: u32, intent: Option<PinIntent>) -> Follow {
-        let Some((_, table)) = self.pte_table(mm, addr) else { return Follow::NoPage };
+    fn follow_page_pte(
+        &self,
+        mm: MmId,
+        vma: &Vma,
+        addr: Addr,
+        flags: u32,
+        intent: Option<PinIntent>,
+    ) -> Follow {
+        let Some((_, table)) = self.pte_table(mm, addr) else {
+            return Follow::NoPage;
+        };
         let _ptl = self.mm(mm).page_table_lock.lock();
         let pte = table.get(addr);
         if !pte.present() {
@@ -145,7 +156,11 @@ impl Kernel {
         if flags & (foll::GET | foll::PIN) != 0 {
             let refs = self.try_grab_page(pfn, flags);
             if let Some(i) = intent {
-                pin = Some(self.oracle.on_pin(i.holder, addr, pfn, i.write, refs, "follow_page_pte"));
+                pin =
+                    Some(
+                        self.oracle
+                            .on_pin(i.holder, addr, pfn, i.write, refs, "follow_page_pte"),
+                    );
             }
         }
         tracing::trace!(target: "cowbreak::mm", mm, func = "follow_page_pte", addr, pte = ?pte, pfn, flags);
@@ -157,10 +172,14 @@ impl Kernel {
     /// VM_MAYREAD.
     fn check_vma_flags(vma: &Vma, flags: u32) -> Result<(), Errno> {
         if flags & foll::WRITE != 0 {
-            if vma.flags & vm::WRITE == 0 && (flags & foll::FORCE == 0 || !is_cow_mapping(vma.flags)) {
+            if vma.flags & vm::WRITE == 0
+                && (flags & foll::FORCE == 0 || !is_cow_mapping(vma.flags))
+            {
                 return Err(Errno::EFAULT);
             }
-        } else if vma.flags & vm::READ == 0 && (flags & foll::FORCE == 0 || vma.flags & vm::MAYREAD == 0) {
+        } else if vma.flags & vm::READ == 0
+            && (flags & foll::FORCE == 0 || vma.flags & vm::MAYREAD == 0)
+        {
             return Err(Errno::EFAULT);
         }
         Ok(())
@@ -172,7 +191,15 @@ impl Kernel {
     /// - v4.8: drop FOLL_WRITE, the retry is a read (the Dirty COW bug);
     /// - `foll_cow` (v4.9, 19be0eaffa3a): set FOLL_COW instead;
     /// - `no_foll_cow` (v6.0, 5535be309971): nothing.
-    fn faultin_page(&self, cpu: usize, mm: MmId, vma: &Vma, addr: Addr, flags: &mut u32, unshare: bool) -> Result<(), Errno> {
+    fn faultin_page(
+        &self,
+        cpu: usize,
+        mm: MmId,
+        vma: &Vma,
+        addr: Addr,
+        flags: &mut u32,
+        unshare: bool,
+    ) -> Result<(), Errno> {
         let fault_flags = if unshare {
             fault::UNSHARE
         } else if *flags & foll::WRITE != 0 {
@@ -200,7 +227,16 @@ impl Kernel {
     /// (a COW mapping and FOLL_GET or FOLL_PIN) adds FOLL_WRITE after the vma check.
     /// The kernel's loop is unbounded; the model reports `livelock` past
     /// `gup_retries_max` rounds for one page.
-    pub fn __get_user_pages(&self, cpu: usize, mm: MmId, vmas: &Vmas, start: Addr, nr: usize, gup_flags: u32, intent: Option<PinIntent>) -> Result<Vec<Grabbed>, Errno> {
+    pub fn __get_user_pages(
+        &self,
+        cpu: usize,
+        mm: MmId,
+        vmas: &Vmas,
+        start: Addr,
+        nr: usize,
+        gup_flags: u32,
+        intent: Option<PinIntent>,
+    ) -> Result<Vec<Grabbed>, Errno> {
         let mut got = Vec::with_capacity(nr);
         for i in 0..nr {
             let addr = start + i as u64 * PAGE_SIZE;
@@ -216,7 +252,15 @@ impl Kernel {
         Ok(got)
     }
 
-    fn get_one_page(&self, cpu: usize, mm: MmId, vmas: &Vmas, addr: Addr, gup_flags: u32, intent: Option<PinIntent>) -> Result<Grabbed, Errno> {
+    fn get_one_page(
+        &self,
+        cpu: usize,
+        mm: MmId,
+        vmas: &Vmas,
+        addr: Addr,
+        gup_flags: u32,
+        intent: Option<PinIntent>,
+    ) -> Result<Grabbed, Errno> {
         if vmas.dead {
             return Err(Errno::EFAULT);
         }
@@ -232,7 +276,11 @@ impl Kernel {
         for _ in 0..self.gup_retries_max {
             match self.follow_page_pte(mm, &vma, addr, flags, intent) {
                 Follow::Page(pfn, pin) => {
-                    let refs = if flags & (foll::GET | foll::PIN) != 0 { grab_refs(flags) } else { 0 };
+                    let refs = if flags & (foll::GET | foll::PIN) != 0 {
+                        grab_refs(flags)
+                    } else {
+                        0
+                    };
                     return Ok(Grabbed { pfn, refs, pin });
                 }
                 Follow::NoPage => self.faultin_page(cpu, mm, &vma, addr, &mut flags, false)?,
@@ -242,7 +290,10 @@ impl Kernel {
         self.oracle.report(
             ViolationKind::Livelock,
             "__get_user_pages",
-            format!("mm{mm}: no page at {addr:#x} after {} fault-and-retry rounds", self.gup_retries_max),
+            format!(
+                "mm{mm}: no page at {addr:#x} after {} fault-and-retry rounds",
+                self.gup_retries_max
+            ),
         );
         Err(Errno::EFAULT)
     }
@@ -262,7 +313,15 @@ impl Kernel {
     /// `get_user_pages_remote` / `pin_user_pages` / `get_user_pages`: slow GUP on
     /// another (or the same) mm: `mmap_read_lock`, `__get_user_pages`, unlock. Sets
     /// `has_pinned` for FOLL_PIN (v5.9, 008cfe4418b3).
-    pub fn get_user_pages(&self, cpu: usize, mm: MmId, start: Addr, nr: usize, gup_flags: u32, intent: Option<PinIntent>) -> Result<Vec<Grabbed>, Errno> {
+    pub fn get_user_pages(
+        &self,
+        cpu: usize,
+        mm: MmId,
+        start: Addr,
+        nr: usize,
+        gup_flags: u32,
+        intent: Option<PinIntent>,
+    ) -> Result<Vec<Grabbed>, Errno> {
         if gup_flags & foll::PIN != 0 {
             self.mm(mm).has_pinned.store(true, SeqCst);
         }
@@ -276,14 +335,21 @@ impl Kernel {
     /// recheck of the PTE (and, with `gup_fast_recheck_pmd`, v6.0 70cbc3cc78a9, the PMD);
     /// with `unshare_on_ro_pin` (v5.19) a R/O pin that `gup_must_unshare` is dropped.
     /// `None`: fall back to slow GUP.
-    fn gup_pte_range(&self, mm: MmId, addr: Addr, flags: u32, intent: Option<PinIntent>) -> Option<Grabbed> {
+    fn gup_pte_range(
+        &self,
+        mm: MmId,
+        addr: Addr,
+        flags: u32,
+        intent: Option<PinIntent>,
+    ) -> Option<Grabbed> {
         let pmd = self.pmd_read(mm, addr);
         if pmd.is_none() {
             return None;
         }
         let table = self.tables.table(pmd.table_id());
         let pte = table.get(addr);
-        self.oracle.check_table_read(pmd.table_id(), mm, "gup_pte_range");
+        self.oracle
+            .check_table_read(pmd.table_id(), mm, "gup_pte_range");
         if !pte.present() || (flags & foll::WRITE != 0 && !pte.write()) || pte.special() {
             return None;
         }
@@ -301,7 +367,10 @@ impl Kernel {
             self.put_page_refs(pfn, refs, "gup_pte_range");
             return None;
         }
-        let pin = intent.map(|i| self.oracle.on_pin(i.holder, addr, pfn, i.write, refs, "gup_pte_range"));
+        let pin = intent.map(|i| {
+            self.oracle
+                .on_pin(i.holder, addr, pfn, i.write, refs, "gup_pte_range")
+        });
         tracing::trace!(target: "cowbreak::mm", mm, func = "gup_pte_range", addr, pte = ?pte, pfn, flags);
         Some(Grabbed { pfn, refs, pin })
     }
@@ -314,7 +383,15 @@ impl Kernel {
     /// - `write_protect_seq` (v5.11, 57efa1fe5957): FOLL_PIN samples
     ///   `mm->write_protect_seq` first (odd: fork is copying, go slow) and after the walk
     ///   `read_seqcount_retry` unpins everything and goes slow.
-    pub fn get_user_pages_fast(&self, cpu: usize, mm: MmId, start: Addr, nr: usize, gup_flags: u32, intent: Option<PinIntent>) -> Result<Vec<Grabbed>, Errno> {
+    pub fn get_user_pages_fast(
+        &self,
+        cpu: usize,
+        mm: MmId,
+        start: Addr,
+        nr: usize,
+        gup_flags: u32,
+        intent: Option<PinIntent>,
+    ) -> Result<Vec<Grabbed>, Errno> {
         let mut got: Vec<Grabbed> = Vec::with_capacity(nr);
         if gup_flags & foll::PIN != 0 {
             self.mm(mm).has_pinned.store(true, SeqCst);

@@ -33,7 +33,10 @@ impl Kernel {
     /// `local_irq_restore` on `cpu`.
     pub(crate) fn local_irq_enable(&self, cpu: usize) {
         let e = self.cpus[cpu].epoch.fetch_add(1, SeqCst);
-        debug_assert!(e % 2 == 1, "local_irq_enable on cpu{cpu} with interrupts on");
+        debug_assert!(
+            e % 2 == 1,
+            "local_irq_enable on cpu{cpu} with interrupts on"
+        );
     }
 
     /// Send an IPI from `cpu` to every other CPU and wait for it to be handled

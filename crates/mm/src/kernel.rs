@@ -92,8 +92,12 @@ impl Kernel {
         for &n in &config.files {
             let pages = (0..n)
                 .map(|i| {
-                    let pfn = k.alloc_page(PageKind::PageCache).expect("page cache larger than the frame pool");
-                    k.page(pfn).data.store(Stamp::new(writer::FILE, i as u32 + 1).0, SeqCst);
+                    let pfn = k
+                        .alloc_page(PageKind::PageCache)
+                        .expect("page cache larger than the frame pool");
+                    k.page(pfn)
+                        .data
+                        .store(Stamp::new(writer::FILE, i as u32 + 1).0, SeqCst);
                     pfn
                 })
                 .collect();
@@ -134,7 +138,14 @@ impl Kernel {
         let page = self.page(pfn);
         page.data.store(Stamp::ZERO.0, SeqCst);
         page.mapcount.store(0, SeqCst);
-        page.flags.store(if kind == PageKind::PageCache { flags::PAGECACHE } else { 0 }, SeqCst);
+        page.flags.store(
+            if kind == PageKind::PageCache {
+                flags::PAGECACHE
+            } else {
+                0
+            },
+            SeqCst,
+        );
         page.refcount.store(1, SeqCst);
         self.oracle.on_page_alloc(pfn, kind);
         tracing::trace!(target: "cowbreak::mm", func = "alloc_page", pfn, ?kind);
@@ -227,7 +238,11 @@ impl Kernel {
     pub(crate) fn page_remove_rmap(&self, pfn: Pfn, at: &'static str) {
         let old = self.page(pfn).mapcount.fetch_sub(1, SeqCst);
         if old <= 0 {
-            self.oracle.report(ViolationKind::PageLifetime, at, format!("mapcount of pfn {pfn} underflowed"));
+            self.oracle.report(
+                ViolationKind::PageLifetime,
+                at,
+                format!("mapcount of pfn {pfn} underflowed"),
+            );
         }
     }
 
@@ -291,16 +306,32 @@ impl Kernel {
     }
 
     /// `set_pte_at`: store a PTE (page-table lock held) and tell the oracle.
-    pub(crate) fn set_pte_at(&self, mm: MmId, table: &PteTable, vma: &Vma, addr: Addr, pte: Pte, at: &'static str) {
+    pub(crate) fn set_pte_at(
+        &self,
+        mm: MmId,
+        table: &PteTable,
+        vma: &Vma,
+        addr: Addr,
+        pte: Pte,
+        at: &'static str,
+    ) {
         let old = Pte(table.entries[crate::pgtable::pte_index(addr)].swap(pte.0, SeqCst));
         tracing::trace!(target: "cowbreak::mm", func = at, mm, addr, old = ?old, new = ?pte, "set_pte_at");
         if pte.present() {
-            self.oracle.on_map(mm, addr, pte.pfn(), vma.is_private(), at);
+            self.oracle
+                .on_map(mm, addr, pte.pfn(), vma.is_private(), at);
         }
     }
 
     /// `ptep_get_and_clear` (an xchg, a full barrier on x86) and tell the oracle.
-    pub(crate) fn ptep_get_and_clear(&self, mm: MmId, table: &PteTable, addr: Addr, cause: UnmapCause, at: &'static str) -> Pte {
+    pub(crate) fn ptep_get_and_clear(
+        &self,
+        mm: MmId,
+        table: &PteTable,
+        addr: Addr,
+        cause: UnmapCause,
+        at: &'static str,
+    ) -> Pte {
         let old = Pte(table.entries[crate::pgtable::pte_index(addr)].swap(0, SeqCst));
         fence(SeqCst);
         if old.present() {
@@ -311,16 +342,34 @@ impl Kernel {
     }
 
     /// `ptep_set_wrprotect`: clear the write bit in place (a locked RMW on x86).
-    pub(crate) fn ptep_set_wrprotect(&self, mm: MmId, table: &PteTable, addr: Addr, at: &'static str) {
-        let old = Pte(table.entries[crate::pgtable::pte_index(addr)].fetch_and(!Pte::WRITE_BIT, SeqCst));
+    pub(crate) fn ptep_set_wrprotect(
+        &self,
+        mm: MmId,
+        table: &PteTable,
+        addr: Addr,
+        at: &'static str,
+    ) {
+        let old =
+            Pte(table.entries[crate::pgtable::pte_index(addr)].fetch_and(!Pte::WRITE_BIT, SeqCst));
         tracing::trace!(target: "cowbreak::mm", func = at, mm, addr, old = ?old, new = ?old.wrprotect(), "ptep_set_wrprotect");
     }
 
     /// `ptep_set_access_flags`: update the young / dirty / write bits of a PTE whose page
     /// does not change (page-table lock held).
-    pub(crate) fn ptep_set_access_flags(&self, mm: MmId, table: &PteTable, addr: Addr, pte: Pte, at: &'static str) {
+    pub(crate) fn ptep_set_access_flags(
+        &self,
+        mm: MmId,
+        table: &PteTable,
+        addr: Addr,
+        pte: Pte,
+        at: &'static str,
+    ) {
         let old = Pte(table.entries[crate::pgtable::pte_index(addr)].swap(pte.0, SeqCst));
-        debug_assert_eq!(old.pfn(), pte.pfn(), "ptep_set_access_flags changed the page");
+        debug_assert_eq!(
+            old.pfn(),
+            pte.pfn(),
+            "ptep_set_access_flags changed the page"
+        );
         tracing::trace!(target: "cowbreak::mm", func = at, mm, addr, old = ?old, new = ?pte, "ptep_set_access_flags");
     }
 
@@ -356,7 +405,10 @@ impl Kernel {
                     self.oracle.report(
                         ViolationKind::PageLifetime,
                         "check_accounting",
-                        format!("freed pfn {pfn} is still mapped {} times", maps[pfn as usize]),
+                        format!(
+                            "freed pfn {pfn} is still mapped {} times",
+                            maps[pfn as usize]
+                        ),
                     );
                 }
                 continue;
@@ -366,7 +418,10 @@ impl Kernel {
             let cache_ref = i64::from(kind == PageKind::PageCache);
             let want_count = maps[pfn as usize] + pins + cache_ref;
             let (count, mapcount) = (page.count(), page.mapcount());
-            if count != want_count || mapcount != maps[pfn as usize] || ghost_maps != maps[pfn as usize] {
+            if count != want_count
+                || mapcount != maps[pfn as usize]
+                || ghost_maps != maps[pfn as usize]
+            {
                 self.oracle.report(
                     ViolationKind::Accounting,
                     "check_accounting",

@@ -119,7 +119,9 @@ impl<'k> Task<'k> {
     }
     /// A store of `value` to `addr`.
     pub fn write(&self, addr: Addr, value: u32) -> Result<(), Errno> {
-        self.k.user_access(self.cpu, self.mm, addr, Some(value)).map(|_| ())
+        self.k
+            .user_access(self.cpu, self.mm, addr, Some(value))
+            .map(|_| ())
     }
     /// fork(), filling mm slot `child`.
     pub fn fork(&self, child: MmId) -> Result<(), Errno> {
@@ -135,15 +137,19 @@ impl<'k> Task<'k> {
     }
     /// `madvise(start, pages * PAGE_SIZE, MADV_DONTNEED)`.
     pub fn madvise_dontneed(&self, start: Addr, pages: u64) -> Result<(), Errno> {
-        self.k.madvise_dontneed(self.cpu, self.mm, start, pages * PAGE_SIZE)
+        self.k
+            .madvise_dontneed(self.cpu, self.mm, start, pages * PAGE_SIZE)
     }
     /// `mprotect(start, pages * PAGE_SIZE, prot)`.
     pub fn mprotect(&self, start: Addr, pages: u64, prot: Prot) -> Result<(), Errno> {
-        self.k.mprotect(self.cpu, self.mm, start, pages * PAGE_SIZE, prot)
+        self.k
+            .mprotect(self.cpu, self.mm, start, pages * PAGE_SIZE, prot)
     }
     /// A write of `value` through `/proc/self/mem` (FOLL_FORCE).
     pub fn proc_mem_write(&self, addr: Addr, value: u32) -> Result<(), Errno> {
-        self.k.proc_mem_access(self.cpu, self.mm, addr, Some(value)).map(|_| ())
+        self.k
+            .proc_mem_access(self.cpu, self.mm, addr, Some(value))
+            .map(|_| ())
     }
     /// A read through `/proc/self/mem` (FOLL_FORCE).
     pub fn proc_mem_read(&self, addr: Addr) -> Result<Stamp, Errno> {
@@ -176,7 +182,9 @@ pub fn suggest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
         for (i, ca) in a.chars().enumerate() {
             let mut cur = vec![i + 1; b.len() + 1];
             for (j, &cb) in b.iter().enumerate() {
-                cur[j + 1] = (prev[j] + usize::from(ca != cb)).min(prev[j + 1] + 1).min(cur[j] + 1);
+                cur[j + 1] = (prev[j] + usize::from(ca != cb))
+                    .min(prev[j + 1] + 1)
+                    .min(cur[j] + 1);
             }
             prev = cur;
         }

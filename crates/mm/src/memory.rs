@@ -59,11 +59,26 @@ impl Kernel {
     /// `do_anonymous_page`, `do_read_fault`, `do_cow_fault` or `do_shared_fault`; a
     /// write (or, from v5.19, unshare) fault on a read-only PTE goes to `do_wp_page`;
     /// otherwise the PTE is marked young (and dirty for a write).
-    pub fn handle_mm_fault(&self, cpu: usize, mm: MmId, vma: &Vma, addr: Addr, flags: u32) -> Result<u32, Errno> {
+    pub fn handle_mm_fault(
+        &self,
+        cpu: usize,
+        mm: MmId,
+        vma: &Vma,
+        addr: Addr,
+        flags: u32,
+    ) -> Result<u32, Errno> {
         tracing::trace!(target: "cowbreak::mm", cpu, mm, func = "handle_mm_fault", addr, write = flags & fault::WRITE != 0, unshare = flags & fault::UNSHARE != 0);
         let (_, table) = self.pte_alloc(mm, addr)?;
         let orig = table.get(addr);
-        let vmf = VmFault { cpu, mm, vma: *vma, addr, flags, table, orig };
+        let vmf = VmFault {
+            cpu,
+            mm,
+            vma: *vma,
+            addr,
+            flags,
+            table,
+            orig,
+        };
         if !orig.present() {
             return if vma.is_anonymous() {
                 self.do_anonymous_page(&vmf)
@@ -105,7 +120,14 @@ impl Kernel {
             let entry = Pte::mk(ZERO_PFN, false).mkspecial();
             let _ptl = self.mm(vmf.mm).page_table_lock.lock();
             if vmf.table.get(vmf.addr).is_none() {
-                self.set_pte_at(vmf.mm, vmf.table, &vmf.vma, vmf.addr, entry, "do_anonymous_page");
+                self.set_pte_at(
+                    vmf.mm,
+                    vmf.table,
+                    &vmf.vma,
+                    vmf.addr,
+                    entry,
+                    "do_anonymous_page",
+                );
             }
             return Ok(0);
         }
@@ -118,7 +140,14 @@ impl Kernel {
             return Ok(0);
         }
         self.page_add_new_anon_rmap(pfn);
-        self.set_pte_at(vmf.mm, vmf.table, &vmf.vma, vmf.addr, entry, "do_anonymous_page");
+        self.set_pte_at(
+            vmf.mm,
+            vmf.table,
+            &vmf.vma,
+            vmf.addr,
+            entry,
+            "do_anonymous_page",
+        );
         Ok(0)
     }
 
@@ -321,7 +350,13 @@ impl Kernel {
             } else {
                 maybe_mkwrite(Pte::mk(new, false).mkdirty(), &vmf.vma)
             };
-            self.ptep_get_and_clear(vmf.mm, vmf.table, vmf.addr, UnmapCause::Replace, "wp_page_copy");
+            self.ptep_get_and_clear(
+                vmf.mm,
+                vmf.table,
+                vmf.addr,
+                UnmapCause::Replace,
+                "wp_page_copy",
+            );
             self.flush_tlb(vmf.cpu, "ptep_clear_flush");
             self.page_add_new_anon_rmap(new);
             self.set_pte_at(vmf.mm, vmf.table, &vmf.vma, vmf.addr, entry, "wp_page_copy");

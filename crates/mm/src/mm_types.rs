@@ -75,9 +75,10 @@ impl Vma {
     pub fn file_page(&self, addr: Addr) -> Option<(FileId, usize)> {
         match self.backing {
             Backing::Anon => None,
-            Backing::File { file, pgoff } => {
-                Some((file, (pgoff + (addr - self.start) / crate::pgtable::PAGE_SIZE) as usize))
-            }
+            Backing::File { file, pgoff } => Some((
+                file,
+                (pgoff + (addr - self.start) / crate::pgtable::PAGE_SIZE) as usize,
+            )),
         }
     }
 }

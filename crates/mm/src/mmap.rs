@@ -33,11 +33,20 @@ pub struct Prot {
 
 impl Prot {
     /// `PROT_READ`.
-    pub const R: Prot = Prot { read: true, write: false };
+    pub const R: Prot = Prot {
+        read: true,
+        write: false,
+    };
     /// `PROT_READ | PROT_WRITE`.
-    pub const RW: Prot = Prot { read: true, write: true };
+    pub const RW: Prot = Prot {
+        read: true,
+        write: true,
+    };
     /// `PROT_NONE`.
-    pub const NONE: Prot = Prot { read: false, write: false };
+    pub const NONE: Prot = Prot {
+        read: false,
+        write: false,
+    };
 }
 
 fn page_range(start: Addr, end: Addr) -> impl Iterator<Item = Addr> {
@@ -51,7 +60,10 @@ fn split_at(v: &mut Vmas, start: Addr, end: Addr) {
         if let Some(i) = v.list.iter().position(|x| x.start < cut && cut < x.end) {
             let mut hi = v.list[i];
             if let Backing::File { file, pgoff } = hi.backing {
-                hi.backing = Backing::File { file, pgoff: pgoff + (cut - hi.start) / PAGE_SIZE };
+                hi.backing = Backing::File {
+                    file,
+                    pgoff: pgoff + (cut - hi.start) / PAGE_SIZE,
+                };
             }
             hi.start = cut;
             v.list[i].end = cut;
@@ -73,7 +85,14 @@ impl Kernel {
     /// VM_MAYREAD | VM_MAYWRITE whatever the file's mode (they can always COW); shared
     /// ones VM_SHARED | VM_MAYSHARE, and VM_MAYWRITE only when mapped writable (the model's
     /// stand-in for a file opened read-only).
-    pub fn mmap(&self, mm: MmId, start: Addr, len: u64, kind: MapKind, prot: Prot) -> Result<Addr, Errno> {
+    pub fn mmap(
+        &self,
+        mm: MmId,
+        start: Addr,
+        len: u64,
+        kind: MapKind,
+        prot: Prot,
+    ) -> Result<Addr, Errno> {
         let end = check_range(start, len)?;
         let mut v = self.mm(mm).mmap_lock.write();
         if v.dead {
@@ -112,7 +131,12 @@ impl Kernel {
                 return Err(Errno::EINVAL);
             }
         }
-        let vma = Vma { start, end, flags, backing };
+        let vma = Vma {
+            start,
+            end,
+            flags,
+            backing,
+        };
         let at = v.list.partition_point(|x| x.start < start);
         v.list.insert(at, vma);
         tracing::trace!(target: "cowbreak::mm", mm, func = "do_mmap", addr = start, end, flags);
@@ -131,7 +155,8 @@ impl Kernel {
             if let Some((_, table)) = self.pte_table(mm, addr) {
                 let _ptl = self.mm(mm).page_table_lock.lock();
                 for a in page_range(addr, stop) {
-                    let old = self.ptep_get_and_clear(mm, table, a, UnmapCause::Discard, "zap_pte_range");
+                    let old =
+                        self.ptep_get_and_clear(mm, table, a, UnmapCause::Discard, "zap_pte_range");
                     if old.present() {
                         if let Some(pfn) = self.vm_normal_page(old) {
                             self.page_remove_rmap(pfn, "zap_pte_range");
@@ -201,7 +226,13 @@ impl Kernel {
 
     /// `madvise(MADV_DONTNEED)` -> `zap_page_range`: under `mmap_lock` for read, zap the
     /// PTEs, flush, free; the vmas and page tables stay.
-    pub fn madvise_dontneed(&self, cpu: usize, mm: MmId, start: Addr, len: u64) -> Result<(), Errno> {
+    pub fn madvise_dontneed(
+        &self,
+        cpu: usize,
+        mm: MmId,
+        start: Addr,
+        len: u64,
+    ) -> Result<(), Errno> {
         let end = check_range(start, len)?;
         let v = self.mm(mm).mmap_lock.read();
         if v.dead {
@@ -221,7 +252,14 @@ impl Kernel {
     /// (EACCES if it asks for write without VM_MAYWRITE); removing write write-protects
     /// every PTE, adding it leaves PTEs read-only for the next write fault to fix. Then a
     /// TLB flush.
-    pub fn mprotect(&self, cpu: usize, mm: MmId, start: Addr, len: u64, prot: Prot) -> Result<(), Errno> {
+    pub fn mprotect(
+        &self,
+        cpu: usize,
+        mm: MmId,
+        start: Addr,
+        len: u64,
+        prot: Prot,
+    ) -> Result<(), Errno> {
         let end = check_range(start, len)?;
         let mut v = self.mm(mm).mmap_lock.write();
         if v.dead {
@@ -230,11 +268,19 @@ impl Kernel {
         if page_range(start, end).any(|a| v.lookup(a).is_none()) {
             return Err(Errno::ENOMEM);
         }
-        if prot.write && v.list.iter().any(|x| x.start < end && start < x.end && x.flags & vm::MAYWRITE == 0) {
+        if prot.write
+            && v.list
+                .iter()
+                .any(|x| x.start < end && start < x.end && x.flags & vm::MAYWRITE == 0)
+        {
             return Err(Errno::EACCES);
         }
         split_at(&mut v, start, end);
-        for x in v.list.iter_mut().filter(|x| start <= x.start && x.end <= end) {
+        for x in v
+            .list
+            .iter_mut()
+            .filter(|x| start <= x.start && x.end <= end)
+        {
             x.flags &= !(vm::READ | vm::WRITE);
             if prot.read {
                 x.flags |= vm::READ;
@@ -342,7 +388,16 @@ impl Kernel {
     /// `copy_pte_range`: allocate the child's table, then under the parent's page-table
     /// lock `copy_present_pte` each present entry.
     #[allow(clippy::too_many_arguments)]
-    fn copy_pte_range(&self, cpu: usize, src: MmId, dst: MmId, vma: &Vma, src_table: &PteTable, start: Addr, end: Addr) -> Result<(), Errno> {
+    fn copy_pte_range(
+        &self,
+        cpu: usize,
+        src: MmId,
+        dst: MmId,
+        vma: &Vma,
+        src_table: &PteTable,
+        start: Addr,
+        end: Addr,
+    ) -> Result<(), Errno> {
         let (_, dst_table) = self.pte_alloc(dst, start)?;
         let _ptl = self.mm(src).page_table_lock.lock();
         for addr in page_range(start, end) {
@@ -364,7 +419,17 @@ impl Kernel {
     /// - `anon_exclusive` (v5.19, 6c287605fd56): `page_try_dup_anon_rmap`: an exclusive
     ///   anon page that may be pinned is copied; otherwise its PG_anon_exclusive is cleared.
     #[allow(clippy::too_many_arguments)]
-    fn copy_present_pte(&self, cpu: usize, src: MmId, dst: MmId, vma: &Vma, src_table: &PteTable, dst_table: &PteTable, addr: Addr, pte: Pte) -> Result<(), Errno> {
+    fn copy_present_pte(
+        &self,
+        cpu: usize,
+        src: MmId,
+        dst: MmId,
+        vma: &Vma,
+        src_table: &PteTable,
+        dst_table: &PteTable,
+        addr: Addr,
+        pte: Pte,
+    ) -> Result<(), Errno> {
         let cow = is_cow_mapping(vma.flags);
         let needs_cow_for_dma = |pfn: Pfn| {
             cow && self.mm(src).has_pinned.load(SeqCst) && self.page(pfn).maybe_dma_pinned()
@@ -404,7 +469,14 @@ impl Kernel {
 
     /// `copy_present_page`: the child gets its own copy of a page that may be pinned,
     /// mapped writable (if the vma is) and dirty; the parent's PTE is untouched.
-    fn copy_present_page(&self, dst: MmId, vma: &Vma, dst_table: &PteTable, addr: Addr, pfn: Pfn) -> Result<(), Errno> {
+    fn copy_present_page(
+        &self,
+        dst: MmId,
+        vma: &Vma,
+        dst_table: &PteTable,
+        addr: Addr,
+        pfn: Pfn,
+    ) -> Result<(), Errno> {
         let new = self.alloc_page(PageKind::Anon)?;
         self.copy_user_highpage(new, pfn);
         self.page_add_new_anon_rmap(new);

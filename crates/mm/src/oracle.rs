@@ -72,13 +72,27 @@ impl ViolationKind {
     /// One line on what broke.
     pub fn explain(self) -> &'static str {
         match self {
-            ViolationKind::PinCoherence => "a pinned page is no longer what its holder maps: COW broke the wrong way",
-            ViolationKind::PinIsolation => "a write by one mm landed on a page another mm holds a read pin on",
-            ViolationKind::RoPageWritten => "a private or forced write landed on a page-cache page or the zero page",
-            ViolationKind::CowIsolation => "after fork, a private write became visible through another mm's mapping",
-            ViolationKind::PageLifetime => "a page was used after free, freed while in use, or its refcount underflowed",
-            ViolationKind::PgtableLifetime => "a page-table page was freed while a fast-GUP walker could still read it",
-            ViolationKind::Accounting => "refcount / mapcount / pins disagree with the page tables at the end",
+            ViolationKind::PinCoherence => {
+                "a pinned page is no longer what its holder maps: COW broke the wrong way"
+            }
+            ViolationKind::PinIsolation => {
+                "a write by one mm landed on a page another mm holds a read pin on"
+            }
+            ViolationKind::RoPageWritten => {
+                "a private or forced write landed on a page-cache page or the zero page"
+            }
+            ViolationKind::CowIsolation => {
+                "after fork, a private write became visible through another mm's mapping"
+            }
+            ViolationKind::PageLifetime => {
+                "a page was used after free, freed while in use, or its refcount underflowed"
+            }
+            ViolationKind::PgtableLifetime => {
+                "a page-table page was freed while a fast-GUP walker could still read it"
+            }
+            ViolationKind::Accounting => {
+                "refcount / mapcount / pins disagree with the page tables at the end"
+            }
             ViolationKind::Deadlock => "no thread can run",
             ViolationKind::Livelock => "a retry loop or the step bound ran out",
         }
@@ -187,8 +201,17 @@ pub type PinId = u64;
 
 impl Oracle {
     pub(crate) fn new(nr_frames: usize, nr_tables: usize) -> Self {
-        let mut frames = vec![FrameGhost { live: false, kind: PageKind::Anon }; nr_frames];
-        frames[ZERO_PFN as usize] = FrameGhost { live: true, kind: PageKind::Zero };
+        let mut frames = vec![
+            FrameGhost {
+                live: false,
+                kind: PageKind::Anon
+            };
+            nr_frames
+        ];
+        frames[ZERO_PFN as usize] = FrameGhost {
+            live: true,
+            kind: PageKind::Zero,
+        };
         Oracle {
             st: Ghost::new(State {
                 frames,
@@ -209,7 +232,8 @@ impl Oracle {
     }
 
     pub(crate) fn on_page_alloc(&self, pfn: Pfn, kind: PageKind) {
-        self.st.with(|s| s.frames[pfn as usize] = FrameGhost { live: true, kind });
+        self.st
+            .with(|s| s.frames[pfn as usize] = FrameGhost { live: true, kind });
     }
 
     pub(crate) fn on_page_free(&self, pfn: Pfn) {
@@ -237,7 +261,11 @@ impl Oracle {
     pub(crate) fn check_live(&self, pfn: Pfn, at: &'static str) {
         self.st.with(|s| {
             if !s.frames[pfn as usize].live {
-                s.report(ViolationKind::PageLifetime, at, format!("pfn {pfn} used after it was freed"));
+                s.report(
+                    ViolationKind::PageLifetime,
+                    at,
+                    format!("pfn {pfn} used after it was freed"),
+                );
             }
         });
     }
@@ -294,7 +322,11 @@ impl Oracle {
         self.st.with(|s| {
             s.rmap.remove(&(mm, addr));
             if cause == UnmapCause::Discard {
-                for p in s.pins.values_mut().filter(|p| p.holder == mm && p.addr == addr) {
+                for p in s
+                    .pins
+                    .values_mut()
+                    .filter(|p| p.holder == mm && p.addr == addr)
+                {
                     p.attached = false;
                 }
             }
@@ -363,7 +395,15 @@ impl Oracle {
     /// by a GUP walk that has just seen `holder`'s PTE map `pfn` (under the page-table
     /// lock, or by fast GUP's recheck). If the ghost state says the holder no longer maps
     /// it, the walk read a stale PTE: that is reported.
-    pub(crate) fn on_pin(&self, holder: MmId, addr: Addr, pfn: Pfn, write: bool, refs: i64, at: &'static str) -> PinId {
+    pub(crate) fn on_pin(
+        &self,
+        holder: MmId,
+        addr: Addr,
+        pfn: Pfn,
+        write: bool,
+        refs: i64,
+        at: &'static str,
+    ) -> PinId {
         self.st.with(|s| {
             let mapped = s.rmap.get(&(holder, addr)).copied();
             let attached = mapped.map(|(p, _)| p) == Some(pfn);
@@ -377,7 +417,18 @@ impl Oracle {
             let private = mapped.map_or(true, |(_, private)| private);
             let id = s.next_pin;
             s.next_pin += 1;
-            s.pins.insert(id, PinGhost { holder, addr, pfn, write, private, attached, refs });
+            s.pins.insert(
+                id,
+                PinGhost {
+                    holder,
+                    addr,
+                    pfn,
+                    write,
+                    private,
+                    attached,
+                    refs,
+                },
+            );
             id
         })
     }
@@ -385,7 +436,11 @@ impl Oracle {
     /// Whether mm `mm`'s mapping at `addr` is private, as far as the ghost rmap knows
     /// (true when nothing is mapped there).
     pub(crate) fn is_private_mapping(&self, mm: MmId, addr: Addr) -> bool {
-        self.st.with(|s| s.rmap.get(&(mm, addr)).map_or(true, |&(_, private)| private))
+        self.st.with(|s| {
+            s.rmap
+                .get(&(mm, addr))
+                .map_or(true, |&(_, private)| private)
+        })
     }
 
     pub(crate) fn on_unpin(&self, pin: PinId) {
@@ -397,12 +452,21 @@ impl Oracle {
     pub(crate) fn expected_refs(&self, pfn: Pfn) -> (i64, i64) {
         self.st.with(|s| {
             let maps = s.rmap.values().filter(|&&(p, _)| p == pfn).count() as i64;
-            let pins: i64 = s.pins.values().filter(|p| p.pfn == pfn).map(|p| p.refs).sum();
+            let pins: i64 = s
+                .pins
+                .values()
+                .filter(|p| p.pfn == pfn)
+                .map(|p| p.refs)
+                .sum();
             (maps, pins)
         })
     }
 
     pub(crate) fn frame_live(&self, pfn: Pfn) -> Option<PageKind> {
-        self.st.with(|s| s.frames[pfn as usize].live.then_some(s.frames[pfn as usize].kind))
+        self.st.with(|s| {
+            s.frames[pfn as usize]
+                .live
+                .then_some(s.frames[pfn as usize].kind)
+        })
     }
 }

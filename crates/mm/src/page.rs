@@ -160,12 +160,18 @@ pub struct FramePool {
 impl FramePool {
     /// A pool of `n` frames; frame 0 is the shared zero page, the rest are free.
     pub fn new(n: usize) -> Self {
-        assert!(n >= 2, "a frame pool needs the zero page and at least one frame");
+        assert!(
+            n >= 2,
+            "a frame pool needs the zero page and at least one frame"
+        );
         let pages: Vec<Page> = (0..n).map(|_| Page::new()).collect();
         pages[ZERO_PFN as usize].flags.store(flags::ZERO, SeqCst);
         // The zero page's refcount is never allowed to reach 0.
         pages[ZERO_PFN as usize].refcount.store(1, SeqCst);
-        FramePool { pages, free: Mutex::new((1..n as Pfn).rev().collect()) }
+        FramePool {
+            pages,
+            free: Mutex::new((1..n as Pfn).rev().collect()),
+        }
     }
 
     /// The page of frame `pfn` (`pfn_to_page`).

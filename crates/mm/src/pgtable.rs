@@ -183,7 +183,9 @@ pub struct PteTable {
 
 impl PteTable {
     fn new() -> Self {
-        PteTable { entries: std::array::from_fn(|_| AtomicU64::new(0)) }
+        PteTable {
+            entries: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
     }
 
     /// `ptep_get` / `READ_ONCE(*ptep)`.

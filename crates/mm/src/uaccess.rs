@@ -41,7 +41,14 @@ pub struct Pin {
 
 impl Pin {
     fn from_grabbed(holder: MmId, addr: Addr, write: bool, g: Grabbed) -> Pin {
-        Pin { holder, addr, pfn: g.pfn, refs: g.refs, write, id: g.pin.expect("pins are tracked from the grab") }
+        Pin {
+            holder,
+            addr,
+            pfn: g.pfn,
+            refs: g.refs,
+            write,
+            id: g.pin.expect("pins are tracked from the grab"),
+        }
     }
 }
 
@@ -51,7 +58,13 @@ impl Kernel {
     /// respect to IPIs (so modeled as an interrupts-off section). A missing or read-only
     /// PTE raises a page fault (`do_user_addr_fault`): `mmap_read_lock`, `access_error`
     /// against the vma (SIGSEGV), `handle_mm_fault`, retry the access.
-    pub fn user_access(&self, cpu: usize, mm: MmId, addr: Addr, write: Option<u32>) -> Result<Stamp, Errno> {
+    pub fn user_access(
+        &self,
+        cpu: usize,
+        mm: MmId,
+        addr: Addr,
+        write: Option<u32>,
+    ) -> Result<Stamp, Errno> {
         for _ in 0..self.gup_retries_max {
             self.local_irq_disable(cpu);
             let mut done = None;
@@ -65,7 +78,8 @@ impl Kernel {
                             let stamp = Stamp::by_mm(mm, value);
                             page.data.store(stamp.0, SeqCst);
                             let private = self.oracle.is_private_mapping(mm, addr);
-                            self.oracle.on_write(mm, addr, pte.pfn(), private, "user_access");
+                            self.oracle
+                                .on_write(mm, addr, pte.pfn(), private, "user_access");
                             tracing::trace!(target: "cowbreak::mm", cpu, mm, func = "user_write", addr, pfn = pte.pfn(), ?stamp);
                             stamp
                         }
@@ -94,7 +108,10 @@ impl Kernel {
         self.oracle.report(
             crate::ViolationKind::Livelock,
             "user_access",
-            format!("mm{mm}: access at {addr:#x} still faults after {} rounds", self.gup_retries_max),
+            format!(
+                "mm{mm}: access at {addr:#x} still faults after {} rounds",
+                self.gup_retries_max
+            ),
         );
         Err(Errno::EFAULT)
     }
@@ -103,7 +120,13 @@ impl Kernel {
     /// `get_user_pages_remote` with FOLL_FORCE (| FOLL_WRITE), copy one word to or from
     /// the page, `put_page`. A forced write may COW through a read-only private mapping:
     /// where it lands is what Dirty COW got wrong.
-    pub fn proc_mem_access(&self, cpu: usize, mm: MmId, addr: Addr, write: Option<u32>) -> Result<Stamp, Errno> {
+    pub fn proc_mem_access(
+        &self,
+        cpu: usize,
+        mm: MmId,
+        addr: Addr,
+        write: Option<u32>,
+    ) -> Result<Stamp, Errno> {
         let mut flags = foll::FORCE | foll::GET | foll::TOUCH;
         if write.is_some() {
             flags |= foll::WRITE;
@@ -117,7 +140,8 @@ impl Kernel {
                 let stamp = Stamp::by_mm(mm, value);
                 page.data.store(stamp.0, SeqCst);
                 let private = vmas.lookup(addr).map_or(true, |v| v.is_private());
-                self.oracle.on_write(mm, addr, pfn, private, "access_remote_vm");
+                self.oracle
+                    .on_write(mm, addr, pfn, private, "access_remote_vm");
                 tracing::trace!(target: "cowbreak::mm", cpu, mm, func = "access_remote_vm", addr, pfn, ?stamp, "forced write");
                 stamp
             }
@@ -133,7 +157,10 @@ impl Kernel {
     /// vmsplice of one page into a pipe (`iov_iter_get_pages` -> `get_user_pages_fast`,
     /// a FOLL_GET read reference the pipe keeps until it is read or closed).
     pub fn vmsplice(&self, cpu: usize, mm: MmId, addr: Addr) -> Result<Pin, Errno> {
-        let intent = Some(PinIntent { holder: mm, write: false });
+        let intent = Some(PinIntent {
+            holder: mm,
+            write: false,
+        });
         let got = self.get_user_pages_fast(cpu, mm, addr, 1, foll::GET, intent)?;
         Ok(Pin::from_grabbed(mm, addr, false, got[0]))
     }
@@ -141,15 +168,28 @@ impl Kernel {
     /// `pin_user_pages` / `pin_user_pages_fast` of one page (FOLL_PIN, | FOLL_WRITE for a
     /// R/W pin, | FOLL_LONGTERM). Without `foll_pin` (before v5.6, and 4.4.289) a pin is
     /// what drivers used then: `get_user_pages(_fast)` with FOLL_GET.
-    pub fn pin_user_page(&self, cpu: usize, mm: MmId, addr: Addr, mode: PinMode) -> Result<Pin, Errno> {
-        let mut flags = if self.policy.foll_pin { foll::PIN } else { foll::GET };
+    pub fn pin_user_page(
+        &self,
+        cpu: usize,
+        mm: MmId,
+        addr: Addr,
+        mode: PinMode,
+    ) -> Result<Pin, Errno> {
+        let mut flags = if self.policy.foll_pin {
+            foll::PIN
+        } else {
+            foll::GET
+        };
         if mode.write {
             flags |= foll::WRITE;
         }
         if mode.longterm {
             flags |= foll::LONGTERM;
         }
-        let intent = Some(PinIntent { holder: mm, write: mode.write });
+        let intent = Some(PinIntent {
+            holder: mm,
+            write: mode.write,
+        });
         let got = if mode.fast {
             self.get_user_pages_fast(cpu, mm, addr, 1, flags, intent)?
         } else {
@@ -169,6 +209,10 @@ impl Kernel {
     /// `unpin_user_page` (FOLL_PIN) or `put_page` (FOLL_GET).
     pub fn unpin(&self, pin: Pin) {
         tracing::trace!(target: "cowbreak::mm", mm = pin.holder, func = "unpin_user_page", addr = pin.addr, pfn = pin.pfn);
-        self.release_grabbed(&[Grabbed { pfn: pin.pfn, refs: pin.refs, pin: Some(pin.id) }]);
+        self.release_grabbed(&[Grabbed {
+            pfn: pin.pfn,
+            refs: pin.refs,
+            pin: Some(pin.id),
+        }]);
     }
 }

@@ -7,7 +7,11 @@ use cowbreak_mm::{Era, Policy, SWITCHES};
 fn every_switch_is_documented_with_a_commit_and_flippable() {
     for s in SWITCHES {
         assert!(!s.doc.trim().is_empty(), "{} has no doc", s.name);
-        assert!(!s.commit.is_empty() && !s.kernel.is_empty(), "{} has no commit", s.name);
+        assert!(
+            !s.commit.is_empty() && !s.kernel.is_empty(),
+            "{} has no commit",
+            s.name
+        );
         let mut p = Policy::default();
         assert_eq!(p.get(s.name), Some(false));
         p.set(s.name, true).unwrap();
@@ -21,10 +25,20 @@ fn every_switch_is_documented_with_a_commit_and_flippable() {
 #[test]
 fn unknown_switches_and_eras_suggest_the_closest_name() {
     let err = Policy::default().set("write_protect_sq", true).unwrap_err();
-    assert_eq!(err.to_string(), "unknown switch `write_protect_sq` (did you mean `write_protect_seq`?)");
+    assert_eq!(
+        err.to_string(),
+        "unknown switch `write_protect_sq` (did you mean `write_protect_seq`?)"
+    );
     let err = Era::from_name("v5.91").unwrap_err();
-    assert!(err.to_string().starts_with("unknown era `v5.91` (did you mean `v5.9`?)"), "{err}");
-    assert!(Era::from_name("banana").unwrap_err().to_string().contains("eras are v4.8, v4.9"));
+    assert!(
+        err.to_string()
+            .starts_with("unknown era `v5.91` (did you mean `v5.9`?)"),
+        "{err}"
+    );
+    assert!(Era::from_name("banana")
+        .unwrap_err()
+        .to_string()
+        .contains("eras are v4.8, v4.9"));
 }
 
 #[test]
@@ -40,21 +54,37 @@ fn presets_follow_the_kernel_history() {
     let on = |era: Era, name: &str| era.policy().get(name).unwrap();
     // The Dirty COW fix is in every era from v4.9 until FOLL_COW went away in v6.0.
     assert!(!on(Era::V4_8, "foll_cow"));
-    for era in [Era::V4_9, Era::V4_15, Era::V4_4_289, Era::V5_8, Era::V5_9, Era::V5_19] {
+    for era in [
+        Era::V4_9,
+        Era::V4_15,
+        Era::V4_4_289,
+        Era::V5_8,
+        Era::V5_9,
+        Era::V5_19,
+    ] {
         assert!(on(era, "foll_cow"), "{era}");
     }
     assert!(!on(Era::V6_0, "foll_cow") && on(Era::V6_0, "no_foll_cow"));
     // The forced COW break only in the 4.4 backport and v5.8.
     for era in Era::ALL {
-        assert_eq!(on(era, "force_cow_break_on_gup"), matches!(era, Era::V4_4_289 | Era::V5_8), "{era}");
+        assert_eq!(
+            on(era, "force_cow_break_on_gup"),
+            matches!(era, Era::V4_4_289 | Era::V5_8),
+            "{era}"
+        );
     }
     // FOLL_PIN from v5.7: not in the 4.4 backport.
-    assert!(!on(Era::V4_4_289, "foll_pin") && !on(Era::V4_15, "foll_pin") && on(Era::V5_8, "foll_pin"));
+    assert!(
+        !on(Era::V4_4_289, "foll_pin") && !on(Era::V4_15, "foll_pin") && on(Era::V5_8, "foll_pin")
+    );
     assert!(!on(Era::V5_9, "write_protect_seq") && on(Era::V5_11, "write_protect_seq"));
     assert!(!on(Era::V5_18, "anon_exclusive") && on(Era::V5_19, "unshare_on_ro_pin"));
     assert!(!on(Era::V6_1, "unshare_any_cow_mapping") && on(Era::V6_2, "unshare_any_cow_mapping"));
     for era in Era::ALL {
-        assert!(on(era, "ipi_waits_for_irq_off"), "{era}: the mechanism is on in every preset");
+        assert!(
+            on(era, "ipi_waits_for_irq_off"),
+            "{era}: the mechanism is on in every preset"
+        );
     }
 }
 
@@ -64,6 +94,9 @@ fn unmodeled_eras_equal_their_predecessor_in_modeled_paths() {
     assert_eq!(Era::V5_18.policy(), Era::V5_11.policy());
     assert_eq!(Era::V6_1.policy(), Era::V6_0.policy());
     for era in [Era::V4_15, Era::V5_18, Era::V6_1] {
-        assert!(era.unmodeled().is_some(), "{era} must say what it does not model");
+        assert!(
+            era.unmodeled().is_some(),
+            "{era} must say what it does not model"
+        );
     }
 }

@@ -164,7 +164,11 @@ pub struct ThreadDecl {
 impl Scenario {
     /// The eras on which `kind` is expected, per the scenario's `expect` lines.
     pub fn expected_on(&self, era: Era) -> Vec<ViolationKind> {
-        self.expect.iter().filter(|(_, eras)| eras.contains(&era)).map(|&(k, _)| k).collect()
+        self.expect
+            .iter()
+            .filter(|(_, eras)| eras.contains(&era))
+            .map(|&(k, _)| k)
+            .collect()
     }
 
     /// The address of a location.

@@ -14,7 +14,9 @@ impl Scenario {
     pub fn policy(&self, era: Era) -> Policy {
         let mut policy = era.policy();
         for (name, on) in &self.switches {
-            policy.set(name, *on).expect("switch names are checked by the parser");
+            policy
+                .set(name, *on)
+                .expect("switch names are checked by the parser");
         }
         policy
     }
@@ -51,7 +53,10 @@ impl Scenario {
     /// One execution of the scenario on a fresh kernel built from `config`: set up the
     /// mappings in the initial process on CPU 0, run every thread, join, account, and
     /// return the violations of the kinds the scenario checks.
-    pub fn execution(&self, config: KernelConfig) -> impl Fn() -> Vec<Violation> + Send + Sync + 'static {
+    pub fn execution(
+        &self,
+        config: KernelConfig,
+    ) -> impl Fn() -> Vec<Violation> + Send + Sync + 'static {
         let sc = Arc::new(self.clone());
         move || run(&sc, &config)
     }
@@ -64,12 +69,26 @@ fn run(sc: &Arc<Scenario>, config: &KernelConfig) -> Vec<Violation> {
     let points: Arc<Vec<Event>> = Arc::new(sc.points.iter().map(|_| Event::new()).collect());
     let handles: Vec<_> = (0..sc.threads.len())
         .map(|cpu| {
-            let (sc, k, ready, points) = (Arc::clone(sc), Arc::clone(&k), Arc::clone(&ready), Arc::clone(&points));
-            thread::spawn(move || run_thread(&sc, &sc.threads[cpu], &Task::new(&k, cpu, sc.threads[cpu].process), &ready, &points))
+            let (sc, k, ready, points) = (
+                Arc::clone(sc),
+                Arc::clone(&k),
+                Arc::clone(&ready),
+                Arc::clone(&points),
+            );
+            thread::spawn(move || {
+                run_thread(
+                    &sc,
+                    &sc.threads[cpu],
+                    &Task::new(&k, cpu, sc.threads[cpu].process),
+                    &ready,
+                    &points,
+                )
+            })
         })
         .collect();
     for h in handles {
-        h.join().expect("a scenario thread panicked: a bug in cowbreak");
+        h.join()
+            .expect("a scenario thread panicked: a bug in cowbreak");
     }
     k.check_accounting();
     let mut v = k.violations();
@@ -84,7 +103,7 @@ fn setup(sc: &Scenario, k: &Kernel) {
     let task = Task::new(k, 0, 0);
     for m in &sc.maps {
         let mapped = task.mmap(m.addr, m.pages, m.kind, m.prot);
-        tracing::trace!(target: "cowbreak::scenario", cpu = 0usize, func = "setup", map = m.name.as_str(), addr = m.addr, result = ?mapped);
+        tracing::trace!(target: "cowbreak::scenario", func = "setup", map = m.name.as_str(), addr = m.addr, result = ?mapped);
         for page in 0..m.pages {
             let addr = m.addr + page * PAGE_SIZE;
             let r = match m.init {
@@ -92,7 +111,7 @@ fn setup(sc: &Scenario, k: &Kernel) {
                 Init::Read => task.read(addr).map(|_| ()),
                 Init::Written(v) => task.write(addr, v),
             };
-            tracing::trace!(target: "cowbreak::scenario", cpu = 0usize, func = "setup", map = m.name.as_str(), addr, result = ?r);
+            tracing::trace!(target: "cowbreak::scenario", func = "setup", map = m.name.as_str(), addr, result = ?r);
         }
     }
 }

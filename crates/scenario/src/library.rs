@@ -36,7 +36,10 @@ builtin! {
 /// Every built-in scenario, parsed. A built-in that does not parse is a bug caught by
 /// the tests, reported here as the parse error.
 pub fn all() -> Result<Vec<Scenario>, ParseError> {
-    FILES.iter().map(|(file, text)| parse(&format!("scenarios/{file}"), text)).collect()
+    FILES
+        .iter()
+        .map(|(file, text)| parse(&format!("scenarios/{file}"), text))
+        .collect()
 }
 
 /// The built-in scenario called `name`.
@@ -46,5 +49,7 @@ pub fn find(name: &str) -> Option<Scenario> {
 
 /// Names of the built-in scenarios.
 pub fn names() -> Vec<String> {
-    all().map(|v| v.into_iter().map(|s| s.name).collect()).unwrap_or_default()
+    all()
+        .map(|v| v.into_iter().map(|s| s.name).collect())
+        .unwrap_or_default()
 }

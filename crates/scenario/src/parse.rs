@@ -29,15 +29,20 @@ pub struct ParseError {
 
 impl fmt::Display for ParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: {}", self.origin, self.line, self.col, self.message)
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.origin, self.line, self.col, self.message
+        )
     }
 }
 
 impl std::error::Error for ParseError {}
 
 /// The header keywords.
-pub const HEADER_KEYWORDS: &[&str] =
-    &["scenario", "summary", "source", "check", "expect", "switch", "file", "map", "thread"];
+pub const HEADER_KEYWORDS: &[&str] = &[
+    "scenario", "summary", "source", "check", "expect", "switch", "file", "map", "thread",
+];
 
 /// The operation keywords.
 pub const OP_KEYWORDS: &[&str] = &[
@@ -111,13 +116,22 @@ fn tokenize(line: &str, lineno: usize, origin: &str) -> Result<Vec<Tok>, ParseEr
                 }
             }
             i += 1;
-            toks.push(Tok { text, col, quoted: true });
+            toks.push(Tok {
+                text,
+                col,
+                quoted: true,
+            });
         } else {
             let start = i;
-            while i < chars.len() && !chars[i].is_whitespace() && chars[i] != '#' && chars[i] != '"' {
+            while i < chars.len() && !chars[i].is_whitespace() && chars[i] != '#' && chars[i] != '"'
+            {
                 i += 1;
             }
-            toks.push(Tok { text: chars[start..i].iter().collect(), col, quoted: false });
+            toks.push(Tok {
+                text: chars[start..i].iter().collect(),
+                col,
+                quoted: false,
+            });
         }
     }
     Ok(toks)
@@ -134,7 +148,12 @@ struct Line<'a> {
 
 impl Line<'_> {
     fn err(&self, col: usize, message: impl Into<String>) -> ParseError {
-        ParseError { origin: self.origin.to_string(), line: self.no, col, message: message.into() }
+        ParseError {
+            origin: self.origin.to_string(),
+            line: self.no,
+            col,
+            message: message.into(),
+        }
     }
 
     fn found(&self) -> String {
@@ -150,7 +169,10 @@ impl Line<'_> {
     }
 
     fn expected(&self, what: &str) -> ParseError {
-        self.err(self.col(), format!("expected {what}, found {}", self.found()))
+        self.err(
+            self.col(),
+            format!("expected {what}, found {}", self.found()),
+        )
     }
 
     fn next(&mut self, what: &str) -> Result<Tok, ParseError> {
@@ -172,12 +194,24 @@ impl Line<'_> {
 
     fn name(&mut self, what: &str) -> Result<Tok, ParseError> {
         let t = self.word(what)?;
-        let ok = t.text.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-            && t.text.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
+        let ok = t
+            .text
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic())
+            && t.text
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
         if ok {
             Ok(t)
         } else {
-            Err(self.err(t.col, format!("expected {what} (letters, digits, `-`, `_`, `.`), found `{}`", t.text)))
+            Err(self.err(
+                t.col,
+                format!(
+                    "expected {what} (letters, digits, `-`, `_`, `.`), found `{}`",
+                    t.text
+                ),
+            ))
         }
     }
 
@@ -221,16 +255,31 @@ impl Line<'_> {
                 }
             };
             if !allowed.contains(&key.as_str()) {
-                let hint = suggest(&key, allowed.iter().copied()).map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
+                let hint = suggest(&key, allowed.iter().copied())
+                    .map(|s| format!(" (did you mean `{s}`?)"))
+                    .unwrap_or_default();
                 let opts: Vec<String> = allowed.iter().map(|a| format!("`{a}`")).collect();
-                return Err(self.err(t.col, format!("expected one of {}, found `{key}`{hint}", opts.join(", "))));
+                return Err(self.err(
+                    t.col,
+                    format!("expected one of {}, found `{key}`{hint}", opts.join(", ")),
+                ));
             }
             if out.iter().any(|(k, _)| *k == key) {
-                return Err(self.err(t.col, format!("expected each option once, found `{key}` again")));
+                return Err(self.err(
+                    t.col,
+                    format!("expected each option once, found `{key}` again"),
+                ));
             }
             self.pos += 1;
             let vcol = t.col + key.chars().count() + 1;
-            out.push((key, Tok { text: value, col: vcol, quoted: false }));
+            out.push((
+                key,
+                Tok {
+                    text: value,
+                    col: vcol,
+                    quoted: false,
+                },
+            ));
         }
         Ok(out)
     }
@@ -245,7 +294,13 @@ fn number(line: &Line<'_>, t: &Tok, what: &str, max: u64) -> Result<u64, ParseEr
     match parsed {
         Ok(n) if n <= max => Ok(n),
         Ok(n) => Err(line.err(t.col, format!("expected {what} at most {max}, found {n}"))),
-        Err(_) => Err(line.err(t.col, format!("expected {what} (a number, decimal or 0x hex), found `{}`", t.text))),
+        Err(_) => Err(line.err(
+            t.col,
+            format!(
+                "expected {what} (a number, decimal or 0x hex), found `{}`",
+                t.text
+            ),
+        )),
     }
 }
 
@@ -254,7 +309,10 @@ fn prot(line: &Line<'_>, t: &Tok) -> Result<Prot, ParseError> {
         "r" => Ok(Prot::R),
         "rw" => Ok(Prot::RW),
         "none" => Ok(Prot::NONE),
-        other => Err(line.err(t.col, format!("expected a protection (`r`, `rw` or `none`), found `{other}`"))),
+        other => Err(line.err(
+            t.col,
+            format!("expected a protection (`r`, `rw` or `none`), found `{other}`"),
+        )),
     }
 }
 
@@ -290,7 +348,8 @@ impl Names {
         let i = match self.points.iter().position(|p| p.0 == name.text) {
             Some(i) => i,
             None => {
-                self.points.push((name.text.clone(), line, name.col, false, false));
+                self.points
+                    .push((name.text.clone(), line, name.col, false, false));
                 self.points.len() - 1
             }
         };
@@ -341,7 +400,13 @@ pub fn parse(origin: &str, text: &str) -> Result<Scenario, ParseError> {
         if toks.is_empty() {
             continue;
         }
-        let mut line = Line { origin, no: i + 1, toks, pos: 0, end_col: raw.chars().count() + 1 };
+        let mut line = Line {
+            origin,
+            no: i + 1,
+            toks,
+            pos: 0,
+            end_col: raw.chars().count() + 1,
+        };
         p.statement(&mut line)?;
     }
     p.finish(last_line.max(1))
@@ -360,7 +425,8 @@ impl Parser<'_> {
             "summary" => self.sc.summary = line.string("a quoted one-line summary")?,
             "source" => self.sc.source = line.string("a quoted source (commit or selftest)")?,
             "check" => {
-                line.peek().ok_or_else(|| line.expected("a violation kind"))?;
+                line.peek()
+                    .ok_or_else(|| line.expected("a violation kind"))?;
                 while let Some(t) = line.peek().cloned() {
                     line.pos += 1;
                     let k = kind(line, &t)?;
@@ -404,16 +470,29 @@ impl Parser<'_> {
             "thread" => self.thread(line)?,
             op if OP_KEYWORDS.contains(&op) => {
                 if self.sc.threads.is_empty() {
-                    return Err(line.err(kw.col, format!("expected `thread NAME:` before the first operation, found `{op}`")));
+                    return Err(line.err(
+                        kw.col,
+                        format!("expected `thread NAME:` before the first operation, found `{op}`"),
+                    ));
                 }
                 let step = self.op(line, &kw)?;
-                self.sc.threads.last_mut().expect("checked above").steps.push(step);
+                self.sc
+                    .threads
+                    .last_mut()
+                    .expect("checked above")
+                    .steps
+                    .push(step);
                 return line.done();
             }
             _ => {
                 let mut all: Vec<&str> = HEADER_KEYWORDS.to_vec();
                 all.extend_from_slice(OP_KEYWORDS);
-                return Err(unknown(line, &kw, "a statement (`scenario`, `map`, `thread`, an operation, ...)", &all));
+                return Err(unknown(
+                    line,
+                    &kw,
+                    "a statement (`scenario`, `map`, `thread`, an operation, ...)",
+                    &all,
+                ));
             }
         }
         line.done()
@@ -423,7 +502,10 @@ impl Parser<'_> {
         if self.sc.threads.is_empty() {
             Ok(())
         } else {
-            Err(line.err(col, format!("expected {what} before the first `thread`, found it after")))
+            Err(line.err(
+                col,
+                format!("expected {what} before the first `thread`, found it after"),
+            ))
         }
     }
 
@@ -431,7 +513,10 @@ impl Parser<'_> {
         self.header_only(line, 1, "`file`")?;
         let name = line.name("the file's name")?;
         if self.sc.files.iter().any(|f| f.name == name.text) {
-            return Err(line.err(name.col, format!("expected a new file name, found `{}` again", name.text)));
+            return Err(line.err(
+                name.col,
+                format!("expected a new file name, found `{}` again", name.text),
+            ));
         }
         let mut pages = 1;
         for (k, v) in line.options(&["pages"])? {
@@ -442,7 +527,10 @@ impl Parser<'_> {
                 }
             }
         }
-        self.sc.files.push(FileDecl { name: name.text, pages });
+        self.sc.files.push(FileDecl {
+            name: name.text,
+            pages,
+        });
         Ok(())
     }
 
@@ -450,14 +538,23 @@ impl Parser<'_> {
         self.header_only(line, 1, "`map`")?;
         let name = line.name("the mapping's name")?;
         if self.sc.maps.iter().any(|m| m.name == name.text) {
-            return Err(line.err(name.col, format!("expected a new mapping name, found `{}` again", name.text)));
+            return Err(line.err(
+                name.col,
+                format!("expected a new mapping name, found `{}` again", name.text),
+            ));
         }
         let kt = line.word("a mapping kind (`private-anon`, `private-file`, `shared-file`)")?;
         let kinds = ["private-anon", "private-file", "shared-file"];
         if !kinds.contains(&kt.text.as_str()) {
-            return Err(unknown(line, &kt, "a mapping kind (`private-anon`, `private-file`, `shared-file`)", &kinds));
+            return Err(unknown(
+                line,
+                &kt,
+                "a mapping kind (`private-anon`, `private-file`, `shared-file`)",
+                &kinds,
+            ));
         }
-        let (mut pages, mut prot_v, mut file, mut at, mut init) = (1u64, Prot::RW, None, None, Init::Untouched);
+        let (mut pages, mut prot_v, mut file, mut at, mut init) =
+            (1u64, Prot::RW, None, None, Init::Untouched);
         let mut file_col = kt.col;
         for (k, v) in line.options(&["pages", "prot", "file", "at", "write", "read"])? {
             match k.as_str() {
@@ -470,32 +567,65 @@ impl Parser<'_> {
                 "prot" => prot_v = prot(line, &v)?,
                 "file" => {
                     file_col = v.col;
-                    let i = self.sc.files.iter().position(|f| f.name == v.text).ok_or_else(|| {
-                        let names: Vec<&str> = self.sc.files.iter().map(|f| f.name.as_str()).collect();
-                        unknown(line, &v, "a file declared with `file NAME`", &names)
-                    })?;
+                    let i = self
+                        .sc
+                        .files
+                        .iter()
+                        .position(|f| f.name == v.text)
+                        .ok_or_else(|| {
+                            let names: Vec<&str> =
+                                self.sc.files.iter().map(|f| f.name.as_str()).collect();
+                            unknown(line, &v, "a file declared with `file NAME`", &names)
+                        })?;
                     file = Some(i);
                 }
-                "at" => at = Some((number(line, &v, "an address", TASK_SIZE - PAGE_SIZE)?, v.col)),
-                "write" => init = Init::Written(number(line, &v, "a value", u32::MAX as u64)? as u32),
+                "at" => {
+                    at = Some((
+                        number(line, &v, "an address", TASK_SIZE - PAGE_SIZE)?,
+                        v.col,
+                    ))
+                }
+                "write" => {
+                    init = Init::Written(number(line, &v, "a value", u32::MAX as u64)? as u32)
+                }
                 "read" => match v.text.as_str() {
                     "yes" => init = Init::Read,
                     "no" => {}
-                    _ => return Err(line.err(v.col, format!("expected `yes` or `no`, found `{}`", v.text))),
+                    _ => {
+                        return Err(
+                            line.err(v.col, format!("expected `yes` or `no`, found `{}`", v.text))
+                        )
+                    }
                 },
                 _ => unreachable!("options() only returns allowed keys"),
             }
         }
         let kind = match (kt.text.as_str(), file) {
             ("private-anon", None) => MapKind::PrivateAnon,
-            ("private-anon", Some(_)) => return Err(line.err(file_col, "expected no `file=` on an anonymous mapping")),
-            (_, None) => return Err(line.err(line.end_col, format!("expected `file=NAME` for a `{}` mapping, found the end of the line", kt.text))),
+            ("private-anon", Some(_)) => {
+                return Err(line.err(file_col, "expected no `file=` on an anonymous mapping"))
+            }
+            (_, None) => {
+                return Err(line.err(
+                    line.end_col,
+                    format!(
+                        "expected `file=NAME` for a `{}` mapping, found the end of the line",
+                        kt.text
+                    ),
+                ))
+            }
             ("private-file", Some(f)) => MapKind::PrivateFile(f),
             (_, Some(f)) => MapKind::SharedFile(f),
         };
         if let MapKind::PrivateFile(f) | MapKind::SharedFile(f) = kind {
             if pages as usize > self.sc.files[f].pages {
-                return Err(line.err(file_col, format!("expected a file of at least {pages} pages, found `{}` with {}", self.sc.files[f].name, self.sc.files[f].pages)));
+                return Err(line.err(
+                    file_col,
+                    format!(
+                        "expected a file of at least {pages} pages, found `{}` with {}",
+                        self.sc.files[f].name, self.sc.files[f].pages
+                    ),
+                ));
             }
         }
         // Each mapping gets PMD-aligned room of its own unless placed by hand, so that
@@ -508,7 +638,13 @@ impl Parser<'_> {
                 a
             }
             None => {
-                let next = self.sc.maps.iter().map(|m| (m.addr + m.pages * PAGE_SIZE).div_ceil(PMD_SIZE) * PMD_SIZE).max().unwrap_or(PMD_SIZE);
+                let next = self
+                    .sc
+                    .maps
+                    .iter()
+                    .map(|m| (m.addr + m.pages * PAGE_SIZE).div_ceil(PMD_SIZE) * PMD_SIZE)
+                    .max()
+                    .unwrap_or(PMD_SIZE);
                 next.max(PMD_SIZE)
             }
         };
@@ -516,10 +652,28 @@ impl Parser<'_> {
         if end > TASK_SIZE {
             return Err(line.err(kt.col, format!("expected the mapping to fit below {TASK_SIZE:#x}, but it would end at {end:#x}")));
         }
-        if let Some(other) = self.sc.maps.iter().find(|m| m.addr < end && addr < m.addr + m.pages * PAGE_SIZE) {
-            return Err(line.err(name.col, format!("expected a free range, but `{}` overlaps `{}`", name.text, other.name)));
+        if let Some(other) = self
+            .sc
+            .maps
+            .iter()
+            .find(|m| m.addr < end && addr < m.addr + m.pages * PAGE_SIZE)
+        {
+            return Err(line.err(
+                name.col,
+                format!(
+                    "expected a free range, but `{}` overlaps `{}`",
+                    name.text, other.name
+                ),
+            ));
         }
-        self.sc.maps.push(MapDecl { name: name.text, kind, pages, prot: prot_v, addr, init });
+        self.sc.maps.push(MapDecl {
+            name: name.text,
+            kind,
+            pages,
+            prot: prot_v,
+            addr,
+            init,
+        });
         Ok(())
     }
 
@@ -533,25 +687,48 @@ impl Parser<'_> {
         line.toks[line.pos] = name.clone();
         let name = line.name("the thread's name")?;
         if self.sc.threads.iter().any(|t| t.name == name.text) {
-            return Err(line.err(name.col, format!("expected a new thread name, found `{}` again", name.text)));
+            return Err(line.err(
+                name.col,
+                format!("expected a new thread name, found `{}` again", name.text),
+            ));
         }
         if self.sc.threads.len() == THREADS_MAX {
-            return Err(line.err(name.col, format!("expected at most {THREADS_MAX} threads, found one more")));
+            return Err(line.err(
+                name.col,
+                format!("expected at most {THREADS_MAX} threads, found one more"),
+            ));
         }
-        let mut proc_tok = Tok { text: "main".into(), col: name.col, quoted: false };
+        let mut proc_tok = Tok {
+            text: "main".into(),
+            col: name.col,
+            quoted: false,
+        };
         if !colon && line.eat("in") {
             let mut t = line.word("a process name")?;
             if t.text.ends_with(':') {
                 t.text.pop();
-                line.toks.insert(line.pos, Tok { text: ":".into(), col: t.col + t.text.chars().count(), quoted: false });
+                line.toks.insert(
+                    line.pos,
+                    Tok {
+                        text: ":".into(),
+                        col: t.col + t.text.chars().count(),
+                        quoted: false,
+                    },
+                );
             }
             proc_tok = t;
         }
         if !colon && !line.eat(":") && line.peek().is_some() {
             return Err(line.expected("`:` or `in PROCESS:`"));
         }
-        self.thread_procs.push((self.sc.threads.len(), proc_tok, line.no));
-        self.sc.threads.push(ThreadDecl { name: name.text, process: 0, steps: Vec::new(), pins: Vec::new() });
+        self.thread_procs
+            .push((self.sc.threads.len(), proc_tok, line.no));
+        self.sc.threads.push(ThreadDecl {
+            name: name.text,
+            process: 0,
+            steps: Vec::new(),
+            pins: Vec::new(),
+        });
         Ok(())
     }
 
@@ -559,15 +736,32 @@ impl Parser<'_> {
         let t = line.word("a location (`MAPPING` or `MAPPING+PAGE`)")?;
         let (name, page) = match t.text.split_once('+') {
             Some((n, p)) => {
-                let pt = Tok { text: p.to_string(), col: t.col + n.chars().count() + 1, quoted: false };
+                let pt = Tok {
+                    text: p.to_string(),
+                    col: t.col + n.chars().count() + 1,
+                    quoted: false,
+                };
                 (n.to_string(), Some(pt))
             }
             None => (t.text.clone(), None),
         };
-        let map = self.sc.maps.iter().position(|m| m.name == name).ok_or_else(|| {
-            let names: Vec<&str> = self.sc.maps.iter().map(|m| m.name.as_str()).collect();
-            unknown(line, &Tok { text: name.clone(), ..t.clone() }, "a mapping declared with `map NAME`", &names)
-        })?;
+        let map = self
+            .sc
+            .maps
+            .iter()
+            .position(|m| m.name == name)
+            .ok_or_else(|| {
+                let names: Vec<&str> = self.sc.maps.iter().map(|m| m.name.as_str()).collect();
+                unknown(
+                    line,
+                    &Tok {
+                        text: name.clone(),
+                        ..t.clone()
+                    },
+                    "a mapping declared with `map NAME`",
+                    &names,
+                )
+            })?;
         let pages = self.sc.maps[map].pages;
         let page = match page {
             Some(pt) => {
@@ -582,7 +776,12 @@ impl Parser<'_> {
         Ok(Loc { map, page })
     }
 
-    fn pages_opt(&self, line: &mut Line<'_>, loc: Loc, extra: &[&str]) -> Result<(u64, Vec<(String, Tok)>), ParseError> {
+    fn pages_opt(
+        &self,
+        line: &mut Line<'_>,
+        loc: Loc,
+        extra: &[&str],
+    ) -> Result<(u64, Vec<(String, Tok)>), ParseError> {
         let mut allowed = vec!["pages"];
         allowed.extend_from_slice(extra);
         let opts = line.options(&allowed)?;
@@ -614,7 +813,13 @@ impl Parser<'_> {
         let t = line.name("the pin's name")?;
         let thread = self.sc.threads.last_mut().expect("inside a thread");
         if thread.pins.contains(&t.text) {
-            return Err(line.err(t.col, format!("expected a new pin name in thread `{}`, found `{}` again", thread.name, t.text)));
+            return Err(line.err(
+                t.col,
+                format!(
+                    "expected a new pin name in thread `{}`, found `{}` again",
+                    thread.name, t.text
+                ),
+            ));
         }
         thread.pins.push(t.text);
         Ok(thread.pins.len() - 1)
@@ -623,10 +828,19 @@ impl Parser<'_> {
     fn pin_ref(&self, line: &mut Line<'_>) -> Result<usize, ParseError> {
         let t = line.name("a pin name")?;
         let thread = self.sc.threads.last().expect("inside a thread");
-        thread.pins.iter().position(|p| *p == t.text).ok_or_else(|| {
-            let names: Vec<&str> = thread.pins.iter().map(String::as_str).collect();
-            unknown(line, &t, &format!("a pin taken earlier by thread `{}`", thread.name), &names)
-        })
+        thread
+            .pins
+            .iter()
+            .position(|p| *p == t.text)
+            .ok_or_else(|| {
+                let names: Vec<&str> = thread.pins.iter().map(String::as_str).collect();
+                unknown(
+                    line,
+                    &t,
+                    &format!("a pin taken earlier by thread `{}`", thread.name),
+                    &names,
+                )
+            })
     }
 
     fn op(&mut self, line: &mut Line<'_>, kw: &Tok) -> Result<Step, ParseError> {
@@ -639,10 +853,16 @@ impl Parser<'_> {
             "fork" => {
                 let t = line.name("the child process's name")?;
                 if self.sc.processes.contains(&t.text) {
-                    return Err(line.err(t.col, format!("expected a new process name, found `{}` again", t.text)));
+                    return Err(line.err(
+                        t.col,
+                        format!("expected a new process name, found `{}` again", t.text),
+                    ));
                 }
                 if self.sc.processes.len() == PROCESSES_MAX {
-                    return Err(line.err(t.col, format!("expected at most {PROCESSES_MAX} processes, found one more")));
+                    return Err(line.err(
+                        t.col,
+                        format!("expected at most {PROCESSES_MAX} processes, found one more"),
+                    ));
                 }
                 self.sc.processes.push(t.text);
                 Op::Fork(self.sc.processes.len() - 1)
@@ -660,7 +880,10 @@ impl Parser<'_> {
             "mprotect" => {
                 let loc = self.loc(line)?;
                 let (pages, rest) = self.pages_opt(line, loc, &["prot"])?;
-                let (_, v) = rest.into_iter().find(|(k, _)| k == "prot").ok_or_else(|| line.expected("`prot=r`, `prot=rw` or `prot=none`"))?;
+                let (_, v) = rest
+                    .into_iter()
+                    .find(|(k, _)| k == "prot")
+                    .ok_or_else(|| line.expected("`prot=r`, `prot=rw` or `prot=none`"))?;
                 Op::Mprotect(loc, pages, prot(line, &v)?)
             }
             "proc-mem-write" => {
@@ -675,13 +898,23 @@ impl Parser<'_> {
             "pin" | "pin-fast" => {
                 let loc = self.loc(line)?;
                 let slot = self.new_pin(line)?;
-                let mut mode = PinMode { fast: kw.text == "pin-fast", ..PinMode::default() };
+                let mut mode = PinMode {
+                    fast: kw.text == "pin-fast",
+                    ..PinMode::default()
+                };
                 while let Some(t) = line.peek().cloned() {
                     match t.text.as_str() {
                         "rw" => mode.write = true,
                         "ro" => mode.write = false,
                         "longterm" => mode.longterm = true,
-                        _ => return Err(unknown(line, &t, "`ro`, `rw` or `longterm`", &["ro", "rw", "longterm"])),
+                        _ => {
+                            return Err(unknown(
+                                line,
+                                &t,
+                                "`ro`, `rw` or `longterm`",
+                                &["ro", "rw", "longterm"],
+                            ))
+                        }
                     }
                     line.pos += 1;
                 }
@@ -705,24 +938,50 @@ impl Parser<'_> {
     }
 
     fn finish(mut self, last_line: usize) -> Result<Scenario, ParseError> {
-        let at = |line: usize, col: usize, message: String| ParseError { origin: self.origin.to_string(), line, col, message };
+        let at = |line: usize, col: usize, message: String| ParseError {
+            origin: self.origin.to_string(),
+            line,
+            col,
+            message,
+        };
         if self.sc.name.is_empty() {
-            return Err(at(1, 1, "expected a `scenario NAME` line, found none".into()));
+            return Err(at(
+                1,
+                1,
+                "expected a `scenario NAME` line, found none".into(),
+            ));
         }
         if self.sc.threads.is_empty() {
-            return Err(at(last_line, 1, "expected at least one `thread NAME:` with operations, found none".into()));
+            return Err(at(
+                last_line,
+                1,
+                "expected at least one `thread NAME:` with operations, found none".into(),
+            ));
         }
         for (i, tok, line) in std::mem::take(&mut self.thread_procs) {
             let Some(p) = self.sc.processes.iter().position(|p| *p == tok.text) else {
                 let names: Vec<&str> = self.sc.processes.iter().map(String::as_str).collect();
-                let hint = suggest(&tok.text, names.iter().copied()).map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
-                return Err(at(line, tok.col, format!("expected `main` or a process created by `fork`, found `{}`{hint}", tok.text)));
+                let hint = suggest(&tok.text, names.iter().copied())
+                    .map(|s| format!(" (did you mean `{s}`?)"))
+                    .unwrap_or_default();
+                return Err(at(
+                    line,
+                    tok.col,
+                    format!(
+                        "expected `main` or a process created by `fork`, found `{}`{hint}",
+                        tok.text
+                    ),
+                ));
             };
             self.sc.threads[i].process = p;
         }
         for t in &self.sc.threads {
             if t.steps.is_empty() {
-                return Err(at(last_line, 1, format!("expected operations in thread `{}`, found none", t.name)));
+                return Err(at(
+                    last_line,
+                    1,
+                    format!("expected operations in thread `{}`, found none", t.name),
+                ));
             }
         }
         for (name, line, col, signalled, waited) in &self.names.points {

@@ -75,7 +75,9 @@ impl<T> Mutex<T> {
 
     /// Lock, blocking (in the model's sense) until the lock is free.
     pub fn lock(&self) -> MutexGuard<'_, T> {
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -96,12 +98,16 @@ impl<T> RwLock<T> {
 
     /// Take the lock shared (`down_read`).
     pub fn read(&self) -> RwLockReadGuard<'_, T> {
-        self.0.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.0
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Take the lock exclusive (`down_write`).
     pub fn write(&self) -> RwLockWriteGuard<'_, T> {
-        self.0.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.0
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -116,7 +122,10 @@ pub struct Event {
 impl Event {
     /// A new, unsignalled event.
     pub fn new() -> Self {
-        Event { set: backend::sync::Mutex::new(false), cond: backend::sync::Condvar::new() }
+        Event {
+            set: backend::sync::Mutex::new(false),
+            cond: backend::sync::Condvar::new(),
+        }
     }
 
     /// Signal the event, waking every waiter.
@@ -133,6 +142,16 @@ impl Event {
             set = self.cond.wait(set).unwrap_or_else(|p| p.into_inner());
         }
     }
+}
+
+/// The index of the running model thread as the backend numbers them (the thread that
+/// started the execution is 0, spawned threads count up from 1), where the backend can
+/// tell without a scheduling point: shuttle only. For attributing trace events.
+pub fn current_task() -> Option<usize> {
+    #[cfg(all(not(loom), not(cowbreak_stress)))]
+    return shuttle::current::try_get_current_task().map(usize::from);
+    #[allow(unreachable_code)]
+    None
 }
 
 /// Spin once in a busy-wait loop: a yield, so that loom and shuttle schedule someone

@@ -1,0 +1,303 @@
+//! Campaigns over scenarios: check one scenario on one era, turn every violation into a
+//! self-contained trace (by replaying its schedule with tracing on), and replay traces.
+//!
+//! Exploring costs nothing in tracing: the model's events are only recorded when the
+//! failing schedule is played again under [`cowbreak_trace::capture`].
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Instant;
+
+use cowbreak_mm::{Era, Policy, ViolationKind};
+use cowbreak_scenario::Scenario;
+use cowbreak_trace::{
+    BackendInfo, Divergence, Event, ScenarioInfo, Schedule, ThreadInfo, TraceFile, ViolationRecord,
+};
+
+/// Capture a replay's events, attributing each to the model thread that ran it (shuttle
+/// task n is scenario thread n - 1; task 0 sets up and accounts).
+fn capture<R>(f: impl FnOnce() -> R) -> (R, Vec<Event>) {
+    cowbreak_trace::capture_with_threads(
+        || {
+            cowbreak_sync::current_task()?
+                .checked_sub(1)
+                .map(|t| t as u32)
+        },
+        f,
+    )
+}
+
+use crate::shuttle_backend::{explore_shuttle, replay_shuttle, ShuttleConfig, Strategy};
+use crate::Found;
+
+/// The model version written into traces: a trace replays exactly only on the model
+/// that recorded it.
+pub const MODEL_VERSION: &str = concat!("cowbreak-mm ", env!("CARGO_PKG_VERSION"));
+
+/// One scenario on one era under one shuttle strategy.
+#[derive(Clone, Debug)]
+pub struct CheckRequest {
+    /// The scenario.
+    pub scenario: Scenario,
+    /// The era whose preset to start from.
+    pub era: Era,
+    /// Switches flipped on top of the preset (after the scenario's own).
+    pub switches: Vec<(String, bool)>,
+    /// The campaign's settings.
+    pub shuttle: ShuttleConfig,
+}
+
+impl CheckRequest {
+    /// The policy the kernel runs with: the era's preset, the scenario's switches, then
+    /// the request's. Fails on an unknown switch name.
+    pub fn policy(&self) -> Result<Policy, cowbreak_mm::UnknownSwitch> {
+        let mut p = self.scenario.policy(self.era);
+        for (name, on) in &self.switches {
+            p.set(name, *on)?;
+        }
+        Ok(p)
+    }
+}
+
+/// A violation a check found, with its trace.
+#[derive(Clone, Debug)]
+pub struct Reported {
+    /// What the campaign found.
+    pub found: Found,
+    /// The trace of its shortest schedule.
+    pub trace: TraceFile,
+}
+
+/// What a check saw.
+#[derive(Clone, Debug)]
+pub struct CheckReport {
+    /// Scenario name.
+    pub scenario: String,
+    /// Era name.
+    pub era: String,
+    /// Backend name (`pct`, `random`, `urw`, `dfs`).
+    pub backend: String,
+    /// Backend parameters, as written into traces.
+    pub params: BTreeMap<String, serde_json::Value>,
+    /// Executions run.
+    pub executions: u64,
+    /// Wall time of the exploration (not of trace writing).
+    pub elapsed_ms: u128,
+    /// Distinct violations.
+    pub violations: Vec<Reported>,
+}
+
+/// The name of a strategy as the command line spells it.
+pub fn strategy_name(s: Strategy) -> &'static str {
+    match s {
+        Strategy::Random => "random",
+        Strategy::Pct { .. } => "pct",
+        Strategy::Urw => "urw",
+        Strategy::Dfs => "dfs",
+    }
+}
+
+fn params(cfg: &ShuttleConfig) -> BTreeMap<String, serde_json::Value> {
+    let mut p = BTreeMap::new();
+    p.insert("iterations".to_string(), cfg.iterations.into());
+    p.insert("seed".to_string(), cfg.seed.into());
+    p.insert("steps_max".to_string(), cfg.steps_max.into());
+    if let Strategy::Pct { depth } = cfg.strategy {
+        p.insert("depth".to_string(), depth.into());
+    }
+    p
+}
+
+/// Explore `req` and write a trace for every distinct violation.
+pub fn check(req: &CheckRequest) -> Result<CheckReport, cowbreak_mm::UnknownSwitch> {
+    let policy = req.policy()?;
+    let config = req.scenario.kernel_config(policy);
+    let started = Instant::now();
+    let outcome = explore_shuttle(&req.shuttle, req.scenario.execution(config));
+    let elapsed_ms = started.elapsed().as_millis();
+    let backend = BackendInfo {
+        name: strategy_name(req.shuttle.strategy).to_string(),
+        params: params(&req.shuttle),
+    };
+    let violations = outcome
+        .violations
+        .into_iter()
+        .map(|found| {
+            let trace = trace_of(&req.scenario, req.era, &policy, &backend, &found);
+            Reported { found, trace }
+        })
+        .collect();
+    Ok(CheckReport {
+        scenario: req.scenario.name.clone(),
+        era: req.era.name().to_string(),
+        backend: backend.name,
+        params: backend.params,
+        executions: outcome.executions,
+        elapsed_ms,
+        violations,
+    })
+}
+
+/// Play `found`'s schedule again with tracing on and package it as a trace.
+pub fn trace_of(
+    scenario: &Scenario,
+    era: Era,
+    policy: &Policy,
+    backend: &BackendInfo,
+    found: &Found,
+) -> TraceFile {
+    let config = scenario.kernel_config(*policy);
+    let (schedule, events) = match &found.schedule {
+        Some(s) => {
+            let (_, events) = capture(|| replay_shuttle(s, scenario.execution(config.clone())));
+            (
+                Schedule {
+                    encoding: "shuttle".into(),
+                    data: s.clone(),
+                    steps: found.schedule_len,
+                },
+                events,
+            )
+        }
+        None => (
+            Schedule {
+                encoding: "none".into(),
+                data: String::new(),
+                steps: 0,
+            },
+            Vec::new(),
+        ),
+    };
+    TraceFile {
+        format: cowbreak_trace::FORMAT.to_string(),
+        version: cowbreak_trace::VERSION,
+        model_version: MODEL_VERSION.to_string(),
+        scenario: ScenarioInfo {
+            name: scenario.name.clone(),
+            source: scenario.text.clone(),
+            path: Some(scenario.origin.clone()),
+        },
+        era: era.name().to_string(),
+        switches: policy.iter().map(|(n, v)| (n.to_string(), v)).collect(),
+        backend: backend.clone(),
+        schedule,
+        threads: scenario
+            .threads
+            .iter()
+            .enumerate()
+            .map(|(i, t)| ThreadInfo {
+                id: i as u32,
+                name: t.name.clone(),
+                process: scenario.processes[t.process].clone(),
+            })
+            .collect(),
+        events,
+        violation: ViolationRecord {
+            kind: found.violation.kind.name().to_string(),
+            at: found.violation.at.to_string(),
+            message: found.violation.message.clone(),
+            explanation: found.violation.kind.explain().to_string(),
+        },
+    }
+}
+
+/// The file name of a violation's trace: `<scenario>--<era>--<kind>[-N].json`.
+pub fn trace_file_name(scenario: &str, era: &str, kind: ViolationKind, index: usize) -> String {
+    let suffix = if index == 0 {
+        String::new()
+    } else {
+        format!("-{}", index + 1)
+    };
+    format!("{scenario}--{era}--{}{suffix}.json", kind.name())
+}
+
+/// Why a trace could not be replayed at all (bad input: exit 2).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BadTrace(pub String);
+
+impl fmt::Display for BadTrace {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BadTrace {}
+
+/// What replaying a trace gave.
+#[derive(Clone, Debug)]
+pub struct ReplayReport {
+    /// The events of the replay.
+    pub events: Vec<Event>,
+    /// The first difference from the recorded events, if any.
+    pub divergence: Option<Divergence>,
+    /// Whether the recorded violation (kind and place) happened again.
+    pub reproduced: bool,
+    /// Why the run diverged before producing events (the schedule did not fit).
+    pub schedule_error: Option<String>,
+}
+
+impl ReplayReport {
+    /// Reproduced with identical events.
+    pub fn exact(&self) -> bool {
+        self.reproduced && self.divergence.is_none() && self.schedule_error.is_none()
+    }
+}
+
+/// Replay `trace` (read from `origin`): rebuild the scenario, era and switches it
+/// records, play its schedule with tracing on, and compare.
+pub fn replay(trace: &TraceFile, origin: &str) -> Result<ReplayReport, BadTrace> {
+    let scenario = cowbreak_scenario::parse(
+        &format!("{origin} (embedded scenario)"),
+        &trace.scenario.source,
+    )
+    .map_err(|e| {
+        BadTrace(format!(
+            "{origin}: the trace's scenario does not parse: {e}"
+        ))
+    })?;
+    if scenario.name != trace.scenario.name {
+        return Err(BadTrace(format!(
+            "{origin}: the trace names scenario `{}` but embeds `{}`",
+            trace.scenario.name, scenario.name
+        )));
+    }
+    Era::from_name(&trace.era).map_err(|e| BadTrace(format!("{origin}: {e}")))?;
+    let mut policy = Policy::default();
+    for (name, on) in &trace.switches {
+        policy
+            .set(name, *on)
+            .map_err(|e| BadTrace(format!("{origin}: {e}")))?;
+    }
+    if trace.schedule.encoding != "shuttle" {
+        return Err(BadTrace(format!(
+            "{origin}: the trace has no replayable schedule (encoding `{}`)",
+            trace.schedule.encoding
+        )));
+    }
+    let kind = ViolationKind::from_name(&trace.violation.kind).ok_or_else(|| {
+        BadTrace(format!(
+            "{origin}: unknown violation kind `{}`",
+            trace.violation.kind
+        ))
+    })?;
+    let config = scenario.kernel_config(policy);
+    let (result, events) =
+        capture(|| replay_shuttle(&trace.schedule.data, scenario.execution(config)));
+    let divergence = cowbreak_trace::first_divergence(&trace.events, &events);
+    Ok(match result {
+        Ok(violations) => ReplayReport {
+            reproduced: violations
+                .iter()
+                .any(|v| v.kind == kind && v.at == trace.violation.at),
+            events,
+            divergence,
+            schedule_error: None,
+        },
+        Err(e) => ReplayReport {
+            events,
+            divergence,
+            reproduced: false,
+            schedule_error: Some(e),
+        },
+    })
+}

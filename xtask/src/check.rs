@@ -1,0 +1,323 @@
+//! `cargo xtask check`: one scenario on one era under one backend; a trace per
+//! violation.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use cowbreak_explore::campaign::{self, CheckReport, CheckRequest, Reported};
+use cowbreak_explore::{ShuttleConfig, Strategy};
+use cowbreak_mm::{Era, ViolationKind};
+use cowbreak_scenario::Scenario;
+use serde_json::json;
+
+use crate::cli::{self, exit, Fail};
+use crate::project_root;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// A built-in scenario name (see `cargo xtask list`) or a scenario file.
+    scenario: String,
+    /// The kernel era (v4.8, v4.9, v4.15, v4.4.289, v5.8, v5.9, v5.11, v5.18, v5.19, v6.0, v6.1, v6.2).
+    #[arg(long)]
+    era: String,
+    /// How to explore: pct, random, urw, dfs (shuttle) or loom (exhaustive within a preemption bound).
+    #[arg(long, default_value = "pct", value_parser = ["pct", "random", "urw", "dfs", "loom"])]
+    backend: String,
+    /// Executions to run (shuttle backends).
+    #[arg(long, default_value_t = 10_000)]
+    iterations: usize,
+    /// Seed of the scheduler's randomness (shuttle backends).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// PCT bug depth.
+    #[arg(long, default_value_t = 3)]
+    depth: usize,
+    /// loom's preemption bound.
+    #[arg(long, default_value_t = 2)]
+    preemption_bound: usize,
+    /// Scheduling steps after which an execution counts as a livelock.
+    #[arg(long, default_value_t = 20_000)]
+    steps_max: usize,
+    /// Flip a policy switch on top of the era's preset, e.g. `write_protect_seq=on`. Repeatable.
+    #[arg(long = "switch", value_name = "NAME=on|off")]
+    switches: Vec<String>,
+    /// Where to write traces.
+    #[arg(long, default_value = "traces")]
+    traces: PathBuf,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn strategy(backend: &str, depth: usize) -> Strategy {
+    match backend {
+        "random" => Strategy::Random,
+        "urw" => Strategy::Urw,
+        "dfs" => Strategy::Dfs,
+        _ => Strategy::Pct { depth },
+    }
+}
+
+pub fn run(args: Args) -> Result<ExitCode, Fail> {
+    let scenario = cli::scenario(&args.scenario)?;
+    let era = cli::era(&args.era)?;
+    let switches = cli::switches(&args.switches)?;
+    if args.depth == 0 {
+        return Err(Fail::bad("--depth must be at least 1"));
+    }
+    let shuttle = ShuttleConfig {
+        strategy: strategy(&args.backend, args.depth),
+        iterations: args.iterations,
+        seed: args.seed,
+        steps_max: args.steps_max,
+        stop_after_first: false,
+    };
+    let req = CheckRequest {
+        scenario,
+        era,
+        switches,
+        shuttle,
+    };
+    let report = if args.backend == "loom" {
+        loom(&req, &args)?
+    } else {
+        campaign::check(&req).map_err(|e| Fail::bad(e.to_string()))?
+    };
+    let paths = write_traces(&report.violations, &args.traces)?;
+    print_report(&report, &paths, args.json);
+    Ok(if report.violations.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(exit::VIOLATION)
+    })
+}
+
+/// Write each violation's trace; return the paths, in order.
+pub fn write_traces(violations: &[Reported], dir: &Path) -> Result<Vec<PathBuf>, Fail> {
+    let mut paths: Vec<PathBuf> = Vec::new();
+    for r in violations {
+        let kind = r.found.violation.kind;
+        let index = paths
+            .iter()
+            .filter(|p| p.to_string_lossy().contains(&format!("--{}", kind.name())))
+            .count();
+        let path = dir.join(campaign::trace_file_name(
+            &r.trace.scenario.name,
+            &r.trace.era,
+            kind,
+            index,
+        ));
+        r.trace.write(&path).map_err(|e| Fail {
+            code: 2,
+            message: format!("cannot write trace: {e}"),
+        })?;
+        paths.push(path);
+    }
+    Ok(paths)
+}
+
+fn print_report(report: &CheckReport, paths: &[PathBuf], json: bool) {
+    if json {
+        let v = json!({
+            "scenario": report.scenario,
+            "era": report.era,
+            "backend": report.backend,
+            "params": report.params,
+            "executions": report.executions,
+            "elapsed_ms": report.elapsed_ms,
+            "violations": report.violations.iter().zip(paths).map(|(r, p)| json!({
+                "kind": r.found.violation.kind.name(),
+                "at": r.found.violation.at,
+                "message": r.found.violation.message,
+                "first_at_execution": r.found.first_at_execution,
+                "schedule_steps": r.found.schedule_len,
+                "trace": p.display().to_string(),
+            })).collect::<Vec<_>>(),
+        });
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&v).expect("JSON of plain values")
+        );
+        return;
+    }
+    let params: Vec<String> = report
+        .params
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    println!(
+        "{} on {} ({} {}): {} executions in {} ms",
+        report.scenario,
+        report.era,
+        report.backend,
+        params.join(" "),
+        report.executions,
+        report.elapsed_ms
+    );
+    if report.violations.is_empty() {
+        println!("ok: no violation");
+    }
+    for (r, p) in report.violations.iter().zip(paths) {
+        let v = &r.found.violation;
+        println!(
+            "VIOLATION {} in {} (first at execution {}, {} steps)",
+            v.kind, v.at, r.found.first_at_execution, r.found.schedule_len
+        );
+        println!("  {}", v.message);
+        println!("  trace:  {}", p.display());
+        println!("  replay: cargo xtask replay {}", p.display());
+    }
+}
+
+/// Run the loom runner (built with `--cfg loom` in target/loom) and read its JSON.
+fn loom(req: &CheckRequest, args: &Args) -> Result<CheckReport, Fail> {
+    req.scenario.check_loom_limits().map_err(Fail::bad)?;
+    let root = project_root();
+    // The runner reads the scenario from a file: built-ins are written out first.
+    let file = root.join(format!("target/loom/scenario-{}.scn", std::process::id()));
+    std::fs::create_dir_all(file.parent().expect("has a parent"))
+        .map_err(|e| Fail::bad(e.to_string()))?;
+    std::fs::write(&file, &req.scenario.text).map_err(|e| Fail::bad(e.to_string()))?;
+    eprintln!("building and running the loom runner (--cfg loom, target/loom) ...");
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(&root)
+        .args([
+            "run",
+            "--quiet",
+            "--release",
+            "-p",
+            "cowbreak",
+            "--bin",
+            "cowbreak-runner",
+            "--",
+        ])
+        .arg(&file)
+        .args([
+            "--era",
+            req.era.name(),
+            "--preemption-bound",
+            &args.preemption_bound.to_string(),
+        ])
+        .env("RUSTFLAGS", "--cfg loom")
+        .env("CARGO_TARGET_DIR", root.join("target/loom"));
+    for (name, on) in &req.switches {
+        cmd.arg("--switch")
+            .arg(format!("{name}={}", if *on { "on" } else { "off" }));
+    }
+    let out = cmd
+        .output()
+        .map_err(|e| Fail::bad(format!("cannot run cargo for the loom runner: {e}")))?;
+    if !out.status.success() {
+        return Err(Fail {
+            code: 2,
+            message: format!(
+                "the loom runner failed:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        });
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| {
+        Fail::bad(format!(
+            "the loom runner printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        ))
+    })?;
+    let mut params = std::collections::BTreeMap::new();
+    params.insert("preemption_bound".to_string(), json!(args.preemption_bound));
+    let mut violations = Vec::new();
+    for f in v["violations"].as_array().into_iter().flatten() {
+        let kind = f["kind"]
+            .as_str()
+            .and_then(ViolationKind::from_name)
+            .ok_or_else(|| Fail::bad("loom runner: bad kind"))?;
+        let at = f["at"].as_str().unwrap_or("").to_string();
+        violations.push(loom_trace(
+            &req.scenario,
+            req.era,
+            req,
+            kind,
+            &at,
+            f["message"].as_str().unwrap_or(""),
+            &params,
+        )?);
+    }
+    Ok(CheckReport {
+        scenario: req.scenario.name.clone(),
+        era: req.era.name().to_string(),
+        backend: "loom".into(),
+        params,
+        executions: v["executions"].as_u64().unwrap_or(0),
+        elapsed_ms: v["elapsed_ms"].as_u64().unwrap_or(0) as u128,
+        violations,
+    })
+}
+
+/// loom gives no schedule shuttle can replay; look for the same violation with shuttle
+/// (PCT, then DFS) to get one. If only weak memory shows it, the trace says so and has
+/// no events.
+fn loom_trace(
+    scenario: &Scenario,
+    era: Era,
+    req: &CheckRequest,
+    kind: ViolationKind,
+    at: &str,
+    message: &str,
+    params: &std::collections::BTreeMap<String, serde_json::Value>,
+) -> Result<Reported, Fail> {
+    let mut params = params.clone();
+    for (i, strategy) in [Strategy::Pct { depth: 3 }, Strategy::Dfs]
+        .into_iter()
+        .enumerate()
+    {
+        let refind = CheckRequest {
+            shuttle: ShuttleConfig {
+                strategy,
+                iterations: 20_000,
+                seed: i as u64,
+                steps_max: 20_000,
+                stop_after_first: false,
+            },
+            ..req.clone()
+        };
+        let report = campaign::check(&refind).map_err(|e| Fail::bad(e.to_string()))?;
+        if let Some(mut r) = report
+            .violations
+            .into_iter()
+            .find(|r| r.found.violation.kind == kind && r.found.violation.at == at)
+        {
+            params.insert(
+                "schedule".into(),
+                json!(format!(
+                    "re-found by shuttle {} for replay",
+                    campaign::strategy_name(strategy)
+                )),
+            );
+            r.trace.backend = cowbreak_trace::BackendInfo {
+                name: "loom".into(),
+                params,
+            };
+            return Ok(r);
+        }
+    }
+    params.insert(
+        "schedule".into(),
+        json!("none: no sequentially consistent schedule shows it (weak memory only)"),
+    );
+    let found = cowbreak_explore::Found {
+        violation: cowbreak_mm::Violation {
+            kind,
+            at: "loom",
+            message: format!("{at}: {message}"),
+        },
+        first_at_execution: 0,
+        schedule: None,
+        schedule_len: 0,
+    };
+    let policy = req.policy().map_err(|e| Fail::bad(e.to_string()))?;
+    let backend = cowbreak_trace::BackendInfo {
+        name: "loom".into(),
+        params,
+    };
+    let trace = campaign::trace_of(scenario, era, &policy, &backend, &found);
+    Ok(Reported { found, trace })
+}

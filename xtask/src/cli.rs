@@ -1,0 +1,106 @@
+//! What every subcommand shares: resolving scenarios, eras and switches from the
+//! command line, and failing with the right exit code.
+
+use std::fmt;
+use std::path::Path;
+use std::process::ExitCode;
+
+use cowbreak_mm::{suggest, Era, SWITCHES};
+use cowbreak_scenario::{library, Scenario};
+
+/// Exit codes (DESIGN.md): 0 nothing violated / replay reproduced, 1 violation found,
+/// 2 bad input or usage, 3 replay diverged.
+pub mod exit {
+    pub const VIOLATION: u8 = 1;
+    pub const BAD_INPUT: u8 = 2;
+    pub const DIVERGED: u8 = 3;
+}
+
+/// A failure that ends the command with an exit code and a message on stderr.
+#[derive(Debug)]
+pub struct Fail {
+    pub code: u8,
+    pub message: String,
+}
+
+impl Fail {
+    pub fn bad(message: impl Into<String>) -> Fail {
+        Fail {
+            code: exit::BAD_INPUT,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for Fail {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// Print the failure and turn it into the process's exit code.
+pub fn finish(result: Result<ExitCode, Fail>) -> ExitCode {
+    match result {
+        Ok(code) => code,
+        Err(fail) => {
+            eprintln!("error: {}", fail.message);
+            ExitCode::from(fail.code)
+        }
+    }
+}
+
+/// A built-in scenario by name, or a scenario file by path.
+pub fn scenario(arg: &str) -> Result<Scenario, Fail> {
+    let looks_like_path = arg.contains('/') || arg.ends_with(".scn") || Path::new(arg).exists();
+    if looks_like_path {
+        let text = std::fs::read_to_string(arg)
+            .map_err(|e| Fail::bad(format!("{arg}: cannot read scenario: {e}")))?;
+        return cowbreak_scenario::parse(arg, &text).map_err(|e| Fail::bad(e.to_string()));
+    }
+    let all =
+        library::all().map_err(|e| Fail::bad(format!("built-in scenario does not parse: {e}")))?;
+    if let Some(sc) = all.iter().find(|s| s.name == arg) {
+        return Ok(sc.clone());
+    }
+    let hint = suggest(arg, all.iter().map(|s| s.name.as_str()))
+        .map(|s| format!(" (did you mean `{s}`?)"))
+        .unwrap_or_default();
+    Err(Fail::bad(format!("unknown scenario `{arg}`{hint}; `cargo xtask list` shows the built-ins, or give a file path")))
+}
+
+/// Every built-in scenario.
+pub fn builtins() -> Result<Vec<Scenario>, Fail> {
+    library::all().map_err(|e| Fail::bad(format!("built-in scenario does not parse: {e}")))
+}
+
+/// An era by name.
+pub fn era(arg: &str) -> Result<Era, Fail> {
+    Era::from_name(arg).map_err(|e| Fail::bad(e.to_string()))
+}
+
+/// `NAME=on|off` switch flips.
+pub fn switches(args: &[String]) -> Result<Vec<(String, bool)>, Fail> {
+    args.iter()
+        .map(|a| {
+            let (name, value) = a.split_once('=').ok_or_else(|| {
+                Fail::bad(format!("--switch `{a}`: expected NAME=on or NAME=off"))
+            })?;
+            let on = match value {
+                "on" | "true" | "1" => true,
+                "off" | "false" | "0" => false,
+                _ => {
+                    return Err(Fail::bad(format!(
+                        "--switch `{a}`: expected `on` or `off` after `=`, found `{value}`"
+                    )))
+                }
+            };
+            if !SWITCHES.iter().any(|s| s.name == name) {
+                let hint = suggest(name, SWITCHES.iter().map(|s| s.name))
+                    .map(|s| format!(" (did you mean `{s}`?)"))
+                    .unwrap_or_default();
+                return Err(Fail::bad(format!("unknown switch `{name}`{hint}")));
+            }
+            Ok((name.to_string(), on))
+        })
+        .collect()
+}

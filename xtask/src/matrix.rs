@@ -1,0 +1,278 @@
+//! `cargo xtask matrix`: every scenario on every era, as one table.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use cowbreak_explore::campaign::{self, CheckRequest};
+use cowbreak_explore::{ShuttleConfig, Strategy};
+use cowbreak_mm::{Era, ViolationKind};
+use cowbreak_scenario::Scenario;
+use serde_json::json;
+
+use crate::check::write_traces;
+use crate::cli::{self, exit, Fail};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Scenarios to run (built-in names or files, comma-separated); default: every built-in.
+    #[arg(long, value_delimiter = ',')]
+    scenarios: Vec<String>,
+    /// Eras to run (comma-separated); default: all.
+    #[arg(long, value_delimiter = ',')]
+    eras: Vec<String>,
+    /// PCT executions per cell.
+    #[arg(long, default_value_t = 20_000)]
+    budget: usize,
+    /// PCT depth.
+    #[arg(long, default_value_t = 3)]
+    depth: usize,
+    /// Seed of every cell's campaign.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Cells run in parallel (one OS thread each).
+    #[arg(long, default_value_t = 2)]
+    jobs: usize,
+    /// Where to write traces.
+    #[arg(long, default_value = "traces")]
+    traces: PathBuf,
+    /// Also write the cells as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Also write the table as Markdown to FILE.
+    #[arg(long, value_name = "FILE")]
+    markdown: Option<PathBuf>,
+}
+
+struct Cell {
+    scenario: usize,
+    era: Era,
+    kinds: Vec<ViolationKind>,
+    first_at: Option<u64>,
+    executions: u64,
+    traces: Vec<PathBuf>,
+    expected: Vec<ViolationKind>,
+}
+
+impl Cell {
+    fn agrees(&self) -> bool {
+        self.kinds == self.expected
+    }
+    fn text(&self) -> String {
+        let mark = if self.agrees() { "" } else { " (!)" };
+        match self.kinds.first() {
+            None => format!("ok{mark}"),
+            Some(k) => {
+                let more = if self.kinds.len() > 1 {
+                    format!("+{}", self.kinds.len() - 1)
+                } else {
+                    String::new()
+                };
+                format!("{}{more} @{}{mark}", k.name(), self.first_at.unwrap_or(0))
+            }
+        }
+    }
+}
+
+pub fn run(args: Args) -> Result<ExitCode, Fail> {
+    let scenarios: Vec<Scenario> = if args.scenarios.is_empty() {
+        cli::builtins()?
+    } else {
+        args.scenarios
+            .iter()
+            .map(|s| cli::scenario(s))
+            .collect::<Result<_, _>>()?
+    };
+    let eras: Vec<Era> = if args.eras.is_empty() {
+        Era::ALL.to_vec()
+    } else {
+        args.eras
+            .iter()
+            .map(|e| cli::era(e))
+            .collect::<Result<_, _>>()?
+    };
+    if args.depth == 0 || args.jobs == 0 || args.budget == 0 {
+        return Err(Fail::bad("--depth, --jobs and --budget must be at least 1"));
+    }
+    let work: Vec<(usize, Era)> = (0..scenarios.len())
+        .flat_map(|s| eras.iter().map(move |&e| (s, e)))
+        .collect();
+    let next = AtomicUsize::new(0);
+    let cells = Mutex::new(Vec::new());
+    let failure = Mutex::new(None);
+    let started = Instant::now();
+    eprintln!(
+        "matrix: {} scenarios x {} eras, PCT d={} {} executions per cell, seed {}, {} jobs",
+        scenarios.len(),
+        eras.len(),
+        args.depth,
+        args.budget,
+        args.seed,
+        args.jobs
+    );
+    std::thread::scope(|s| {
+        for _ in 0..args.jobs {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(&(si, era)) = work.get(i) else { break };
+                let sc = &scenarios[si];
+                let req = CheckRequest {
+                    scenario: sc.clone(),
+                    era,
+                    switches: Vec::new(),
+                    shuttle: ShuttleConfig {
+                        strategy: Strategy::Pct { depth: args.depth },
+                        iterations: args.budget,
+                        seed: args.seed,
+                        steps_max: 20_000,
+                        stop_after_first: false,
+                    },
+                };
+                let report = match campaign::check(&req) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        *failure.lock().unwrap() = Some(Fail::bad(e.to_string()));
+                        break;
+                    }
+                };
+                let traces = match write_traces(&report.violations, &args.traces) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        *failure.lock().unwrap() = Some(e);
+                        break;
+                    }
+                };
+                let mut kinds: Vec<ViolationKind> = report
+                    .violations
+                    .iter()
+                    .map(|r| r.found.violation.kind)
+                    .collect();
+                kinds.sort();
+                kinds.dedup();
+                let cell = Cell {
+                    scenario: si,
+                    era,
+                    first_at: report
+                        .violations
+                        .iter()
+                        .map(|r| r.found.first_at_execution)
+                        .min(),
+                    kinds,
+                    executions: report.executions,
+                    traces,
+                    expected: sc.expected_on(era),
+                };
+                eprintln!(
+                    "[{:>3}/{}] {:<40} {:<9} {}",
+                    i + 1,
+                    work.len(),
+                    sc.name,
+                    era.name(),
+                    cell.text()
+                );
+                cells.lock().unwrap().push(cell);
+            });
+        }
+    });
+    if let Some(f) = failure.into_inner().unwrap() {
+        return Err(f);
+    }
+    let mut cells = cells.into_inner().unwrap();
+    cells.sort_by_key(|c| (c.scenario, eras.iter().position(|&e| e == c.era)));
+    let table = render(
+        &scenarios,
+        &eras,
+        &cells,
+        &args,
+        started.elapsed().as_secs_f64(),
+    );
+    print!("{table}");
+    if let Some(path) = &args.markdown {
+        std::fs::write(path, &table).map_err(|e| Fail::bad(format!("{}: {e}", path.display())))?;
+    }
+    if let Some(path) = &args.json {
+        let v = json!({"cells": cells.iter().map(|c| json!({
+            "scenario": scenarios[c.scenario].name,
+            "era": c.era.name(),
+            "verdict": if c.kinds.is_empty() { "ok" } else { "violation" },
+            "kind": c.kinds.first().map(|k| k.name()),
+            "kinds": c.kinds.iter().map(|k| k.name()).collect::<Vec<_>>(),
+            "executions": c.executions,
+            "first_at_execution": c.first_at,
+            "trace": c.traces.first().map(|p| p.display().to_string()),
+            "expected": c.expected.iter().map(|k| k.name()).collect::<Vec<_>>(),
+            "agrees": c.agrees(),
+            "checked": format!("PCT d={} seed {}, {} executions", args.depth, args.seed, c.executions),
+        })).collect::<Vec<_>>()});
+        std::fs::write(
+            path,
+            serde_json::to_string_pretty(&v).expect("JSON of plain values"),
+        )
+        .map_err(|e| Fail::bad(format!("{}: {e}", path.display())))?;
+    }
+    let disagree = cells.iter().filter(|c| !c.agrees()).count();
+    Ok(if disagree == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(exit::VIOLATION)
+    })
+}
+
+/// The table as Markdown, which also reads well in a terminal.
+fn render(scenarios: &[Scenario], eras: &[Era], cells: &[Cell], args: &Args, secs: f64) -> String {
+    let mut out = String::new();
+    let width = |i: usize| {
+        cells
+            .iter()
+            .filter(|c| eras[i] == c.era)
+            .map(|c| c.text().len())
+            .max()
+            .unwrap_or(2)
+            .max(eras[i].name().len())
+    };
+    let name_w = scenarios
+        .iter()
+        .map(|s| s.name.len())
+        .max()
+        .unwrap_or(8)
+        .max(8);
+    out.push_str(&format!("| {:name_w$} |", "scenario"));
+    for (i, e) in eras.iter().enumerate() {
+        out.push_str(&format!(" {:w$} |", e.name(), w = width(i)));
+    }
+    out.push_str(&format!("\n|{}|", "-".repeat(name_w + 2)));
+    for i in 0..eras.len() {
+        out.push_str(&format!("{}|", "-".repeat(width(i) + 2)));
+    }
+    out.push('\n');
+    for (si, sc) in scenarios.iter().enumerate() {
+        out.push_str(&format!("| {:name_w$} |", sc.name));
+        for (i, e) in eras.iter().enumerate() {
+            let text = cells
+                .iter()
+                .find(|c| c.scenario == si && c.era == *e)
+                .map(|c| c.text())
+                .unwrap_or_default();
+            out.push_str(&format!(" {:w$} |", text, w = width(i)));
+        }
+        out.push('\n');
+    }
+    let agree = cells.iter().filter(|c| c.agrees()).count();
+    let found = cells.iter().filter(|c| !c.kinds.is_empty()).count();
+    out.push_str(&format!(
+        "\nok: PCT d={} seed {}, {} executions, no violation. KIND @N: found first at execution N (trace in {}/).\n",
+        args.depth,
+        args.seed,
+        args.budget,
+        args.traces.display()
+    ));
+    out.push_str(&format!(
+        "{} cells, {found} with violations; {agree}/{} agree with the scenarios' expected history{}; {secs:.1} s.\n",
+        cells.len(),
+        cells.len(),
+        if agree == cells.len() { "" } else { " ((!) marks the others)" },
+    ));
+    out
+}

@@ -1,0 +1,388 @@
+//! The command line end to end: exit codes, JSON output, traces and their replay, and
+//! bad input of every kind. Results are read from `--json` output and trace files,
+//! never scraped from the human-readable text.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn xtask(args: &[&str], dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("xtask runs")
+}
+
+fn code(o: &Output) -> i32 {
+    o.status.code().expect("exited")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn json(o: &Output) -> Value {
+    serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&o.stdout)))
+}
+
+#[test]
+fn list_json_has_every_scenario_era_and_switch() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = xtask(&["list", "--json"], dir.path());
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let v = json(&o);
+    assert_eq!(
+        v["scenarios"].as_array().unwrap().len(),
+        cowbreak_scenario::library::FILES.len()
+    );
+    assert_eq!(v["eras"].as_array().unwrap().len(), 12);
+    assert!(v["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|s| !s["source"].as_str().unwrap().is_empty()));
+    assert_eq!(
+        v["switches"].as_array().unwrap().len(),
+        cowbreak_mm::SWITCHES.len()
+    );
+}
+
+#[test]
+fn check_finds_dirty_cow_on_v4_8_and_the_trace_replays_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = xtask(
+        &[
+            "check",
+            "dirty-cow",
+            "--era",
+            "v4.8",
+            "--iterations",
+            "2000",
+            "--json",
+        ],
+        dir.path(),
+    );
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    let v = json(&o);
+    assert_eq!(v["scenario"], "dirty-cow");
+    assert_eq!(v["backend"], "pct");
+    let viol = &v["violations"][0];
+    assert_eq!(viol["kind"], "ro-page-written");
+    assert!(viol["first_at_execution"].as_u64().unwrap() >= 1);
+    let trace = dir.path().join(viol["trace"].as_str().unwrap());
+    assert!(trace.exists());
+    let r = xtask(&["replay", trace.to_str().unwrap()], dir.path());
+    assert_eq!(code(&r), 0, "{}", stderr(&r));
+}
+
+#[test]
+fn check_on_a_fixed_era_exits_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = xtask(
+        &[
+            "check",
+            "dirty-cow",
+            "--era",
+            "v4.9",
+            "--iterations",
+            "2000",
+            "--json",
+        ],
+        dir.path(),
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(json(&o)["violations"].as_array().unwrap().len(), 0);
+    assert_eq!(json(&o)["executions"], 2000);
+}
+
+#[test]
+fn the_same_seed_gives_the_same_outcome() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = || {
+        let o = xtask(
+            &[
+                "check",
+                "fast-gup-vs-fork",
+                "--era",
+                "v5.9",
+                "--iterations",
+                "3000",
+                "--seed",
+                "5",
+                "--json",
+            ],
+            dir.path(),
+        );
+        let mut v = json(&o);
+        v.as_object_mut().unwrap().remove("elapsed_ms");
+        (code(&o), v)
+    };
+    assert_eq!(run(), run());
+}
+
+#[test]
+fn bad_input_exits_two_with_a_located_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.scn");
+    std::fs::write(
+        &bad,
+        "scenario x\nmap buf private-anon pages=1\nthread t:\n    wirte buf 1\n",
+    )
+    .unwrap();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["check", "dirty-cwo", "--era", "v4.8"],
+            "did you mean `dirty-cow`",
+        ),
+        (
+            vec!["check", "dirty-cow", "--era", "v4.99"],
+            "unknown era `v4.99`",
+        ),
+        (
+            vec![
+                "check",
+                "dirty-cow",
+                "--era",
+                "v4.8",
+                "--switch",
+                "foll_cwo=on",
+            ],
+            "did you mean `foll_cow`",
+        ),
+        (
+            vec!["check", bad.to_str().unwrap(), "--era", "v4.8"],
+            "bad.scn:4:5: expected a statement",
+        ),
+        (
+            vec!["check", "missing.scn", "--era", "v4.8"],
+            "missing.scn: cannot read scenario",
+        ),
+        (vec!["check", "dirty-cow"], "--era"),
+        (
+            vec!["check", "dirty-cow", "--era", "v4.8", "--backend", "bogus"],
+            "bogus",
+        ),
+        (vec!["frobnicate"], "frobnicate"),
+        (vec!["replay", "nope.json"], "nope.json"),
+    ];
+    for (args, want) in cases {
+        let o = xtask(&args, dir.path());
+        assert_eq!(code(&o), 2, "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(want), "{args:?}: {}", stderr(&o));
+        assert!(!stderr(&o).contains("panicked"), "{args:?}: {}", stderr(&o));
+    }
+}
+
+/// A trace from a real check, for the tampering tests.
+fn a_trace(dir: &Path) -> (std::path::PathBuf, Value) {
+    let o = xtask(
+        &[
+            "check",
+            "cve-2020-29374",
+            "--era",
+            "v4.9",
+            "--iterations",
+            "10",
+            "--json",
+        ],
+        dir,
+    );
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    let path = dir.join(json(&o)["violations"][0]["trace"].as_str().unwrap());
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    (path, v)
+}
+
+#[test]
+fn corrupt_truncated_and_foreign_traces_exit_two() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = a_trace(dir.path());
+    let text = std::fs::read_to_string(&path).unwrap();
+    let cases = [
+        (
+            "truncated.json",
+            text[..text.len() / 2].to_string(),
+            "truncated.json:",
+        ),
+        (
+            "foreign.json",
+            r#"{"hello": "world"}"#.to_string(),
+            "not a cowbreak trace",
+        ),
+        (
+            "garbage.json",
+            "\u{1F980} not json at all".to_string(),
+            "garbage.json:1:1",
+        ),
+        ("empty.json", String::new(), "empty.json"),
+    ];
+    for (name, body, want) in cases {
+        let p = dir.path().join(name);
+        std::fs::write(&p, body).unwrap();
+        let o = xtask(&["replay", p.to_str().unwrap()], dir.path());
+        assert_eq!(code(&o), 2, "{name}: {}", stderr(&o));
+        assert!(stderr(&o).contains(want), "{name}: {}", stderr(&o));
+    }
+}
+
+#[test]
+fn edited_traces_diverge_or_are_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, v) = a_trace(dir.path());
+    let write = |name: &str, v: &Value| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, serde_json::to_string(v).unwrap()).unwrap();
+        p
+    };
+    // An event edited: the replay diverges at that step (exit 3).
+    let mut edited = v.clone();
+    edited["events"][3]["func"] = Value::String("do_something_else".into());
+    let o = xtask(
+        &["replay", write("edited.json", &edited).to_str().unwrap()],
+        dir.path(),
+    );
+    assert_eq!(code(&o), 3, "{}", stderr(&o));
+    assert!(stderr(&o).contains("step 3"), "{}", stderr(&o));
+    // A trace recorded by another model version: events no longer match (exit 3).
+    let mut other = v.clone();
+    other["events"].as_array_mut().unwrap().pop();
+    other["model_version"] = Value::String("cowbreak-mm 0.0.1".into());
+    let o = xtask(
+        &[
+            "replay",
+            write("other-model.json", &other).to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert_eq!(code(&o), 3, "{}", stderr(&o));
+    assert!(stderr(&o).contains("cowbreak-mm 0.0.1"), "{}", stderr(&o));
+    // Another scenario's text under this trace's schedule: rejected or diverges.
+    let mut foreign = v.clone();
+    foreign["scenario"]["source"] = Value::String(
+        cowbreak_scenario::library::FILES
+            .iter()
+            .find(|f| f.0 == "dirty-cow.scn")
+            .unwrap()
+            .1
+            .to_string(),
+    );
+    let o = xtask(
+        &[
+            "replay",
+            write("foreign-scenario.json", &foreign).to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert!(matches!(code(&o), 2 | 3), "{}", stderr(&o));
+    // An unknown era inside the trace: bad input.
+    let mut era = v.clone();
+    era["era"] = Value::String("v9.9".into());
+    let o = xtask(
+        &["replay", write("era.json", &era).to_str().unwrap()],
+        dir.path(),
+    );
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    assert!(!stderr(&o).contains("panicked"));
+}
+
+#[test]
+fn loom_finds_cve_2020_29374_on_v4_9_with_a_replayable_trace_and_passes_v5_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = xtask(
+        &[
+            "check",
+            "cve-2020-29374",
+            "--era",
+            "v4.9",
+            "--backend",
+            "loom",
+            "--json",
+        ],
+        dir.path(),
+    );
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    let v = json(&o);
+    assert_eq!(v["backend"], "loom");
+    assert_eq!(v["violations"][0]["kind"], "pin-isolation");
+    let trace = dir
+        .path()
+        .join(v["violations"][0]["trace"].as_str().unwrap());
+    let r = xtask(&["replay", trace.to_str().unwrap()], dir.path());
+    assert_eq!(code(&r), 0, "{}", stderr(&r));
+    let o = xtask(
+        &[
+            "check",
+            "cve-2020-29374",
+            "--era",
+            "v5.9",
+            "--backend",
+            "loom",
+            "--json",
+        ],
+        dir.path(),
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(json(&o)["executions"].as_u64().unwrap() > 1);
+}
+
+#[test]
+fn loom_refuses_scenarios_with_too_many_threads() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("five.scn");
+    let mut text = String::from("scenario five\nmap buf private-anon pages=1 prot=rw write=1\n");
+    for i in 0..5 {
+        text.push_str(&format!("thread t{i}:\n    read buf\n"));
+    }
+    std::fs::write(&f, text).unwrap();
+    let o = xtask(
+        &[
+            "check",
+            f.to_str().unwrap(),
+            "--era",
+            "v5.9",
+            "--backend",
+            "loom",
+        ],
+        dir.path(),
+    );
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    assert!(stderr(&o).contains("loom runs at most 4"), "{}", stderr(&o));
+}
+
+#[test]
+fn the_matrix_agrees_with_the_kernel_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("matrix.json");
+    let o = xtask(
+        &[
+            "matrix",
+            "--budget",
+            "1000",
+            "--json",
+            out.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert_eq!(
+        code(&o),
+        0,
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        stderr(&o)
+    );
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let cells = v["cells"].as_array().unwrap();
+    assert_eq!(cells.len(), cowbreak_scenario::library::FILES.len() * 12);
+    for c in cells {
+        assert_eq!(c["agrees"], true, "{c}");
+        if c["verdict"] == "violation" {
+            assert!(
+                dir.path().join(c["trace"].as_str().unwrap()).exists(),
+                "{c}"
+            );
+        }
+    }
+}

@@ -57,12 +57,14 @@ impl Scenario {
         &self,
         config: KernelConfig,
     ) -> impl Fn() -> Vec<Violation> + Send + Sync + 'static {
-        let sc = Arc::new(self.clone());
+        // The scenario is shared text, not model state: a std Arc, which (unlike loom's)
+        // may be made outside the execution.
+        let sc = std::sync::Arc::new(self.clone());
         move || run(&sc, &config)
     }
 }
 
-fn run(sc: &Arc<Scenario>, config: &KernelConfig) -> Vec<Violation> {
+fn run(sc: &std::sync::Arc<Scenario>, config: &KernelConfig) -> Vec<Violation> {
     let k = Arc::new(Kernel::new(config));
     setup(sc, &k);
     let ready: Arc<Vec<Event>> = Arc::new(sc.processes.iter().map(|_| Event::new()).collect());
@@ -70,7 +72,7 @@ fn run(sc: &Arc<Scenario>, config: &KernelConfig) -> Vec<Violation> {
     let handles: Vec<_> = (0..sc.threads.len())
         .map(|cpu| {
             let (sc, k, ready, points) = (
-                Arc::clone(sc),
+                std::sync::Arc::clone(sc),
                 Arc::clone(&k),
                 Arc::clone(&ready),
                 Arc::clone(&points),

@@ -231,15 +231,10 @@ fn loom(req: &CheckRequest, args: &Args) -> Result<CheckReport, Fail> {
             .and_then(ViolationKind::from_name)
             .ok_or_else(|| Fail::bad("loom runner: bad kind"))?;
         let at = f["at"].as_str().unwrap_or("").to_string();
-        violations.push(loom_trace(
-            &req.scenario,
-            req.era,
-            req,
-            kind,
-            &at,
-            f["message"].as_str().unwrap_or(""),
-            &params,
-        )?);
+        let message = f["message"].as_str().unwrap_or("");
+        let mut r = loom_trace(&req.scenario, req.era, req, kind, &at, message, &params)?;
+        r.found.first_at_execution = f["first_at_execution"].as_u64().unwrap_or(0);
+        violations.push(r);
     }
     Ok(CheckReport {
         scenario: req.scenario.name.clone(),

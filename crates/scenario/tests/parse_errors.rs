@@ -30,8 +30,14 @@ macro_rules! head {
 fn check(text: &str, line: usize, col: usize, msg: &str) {
     let e = parse(ORIGIN, text).expect_err("the text must not parse");
     assert_eq!((e.line, e.col), (line, col), "wrong place: {e}");
-    assert!(e.message.contains(msg), "wrong message: {e}\nwanted it to contain: {msg}");
-    assert_eq!(e.to_string(), format!("{ORIGIN}:{line}:{col}: {}", e.message));
+    assert!(
+        e.message.contains(msg),
+        "wrong message: {e}\nwanted it to contain: {msg}"
+    );
+    assert_eq!(
+        e.to_string(),
+        format!("{ORIGIN}:{line}:{col}: {}", e.message)
+    );
     assert_located(text, &e);
 }
 
@@ -40,11 +46,20 @@ fn check(text: &str, line: usize, col: usize, msg: &str) {
 #[track_caller]
 fn assert_located(text: &str, e: &ParseError) {
     let lines: Vec<&str> = text.lines().collect();
-    assert!((1..=lines.len() + 1).contains(&e.line), "line out of range: {e:?} for {text:?}");
+    assert!(
+        (1..=lines.len() + 1).contains(&e.line),
+        "line out of range: {e:?} for {text:?}"
+    );
     let width = lines.get(e.line - 1).map_or(0, |l| l.chars().count());
-    assert!((1..=width + 1).contains(&e.col), "column out of range: {e:?} for {text:?}");
+    assert!(
+        (1..=width + 1).contains(&e.col),
+        "column out of range: {e:?} for {text:?}"
+    );
     assert!(!e.message.contains('\n'), "multi-line message: {e:?}");
-    assert_eq!(e.to_string(), format!("{}:{}:{}: {}", e.origin, e.line, e.col, e.message));
+    assert_eq!(
+        e.to_string(),
+        format!("{}:{}:{}: {}", e.origin, e.line, e.col, e.message)
+    );
 }
 
 /// `n` threads, each reading `buf`: thread `i` (from 1) is on line `2 * i + 1`.
@@ -277,7 +292,12 @@ bad! {
 // a thousand triggers is missed with probability (1 - 1/1000)^10000, about 5e-5.
 
 fn config(seed: u64) -> ProptestConfig {
-    ProptestConfig { cases: 10_000, rng_seed: RngSeed::Fixed(seed), failure_persistence: None, ..ProptestConfig::default() }
+    ProptestConfig {
+        cases: 10_000,
+        rng_seed: RngSeed::Fixed(seed),
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
 }
 
 /// Words the parser knows, names the built-ins use, numbers at the edges, punctuation
@@ -287,15 +307,19 @@ fn vocabulary() -> Vec<String> {
     let kinds = ViolationKind::ALL.into_iter().map(ViolationKind::name);
     let eras = Era::ALL.into_iter().map(Era::name);
     let switches = SWITCHES.iter().map(|s| s.name);
-    let other = [
-        "buf", "buf+1", "buf+99", "main", "child", "kid", "p", "dma", "pipe", "passwd", "ro", "rw", "longterm",
-        "as", "in", "on", "off", "5.9", "private-anon", "private-file", "shared-file", "0", "1", "0x1000",
-        "0xffffffff", "4294967296", "0x", "99999999999999999999999", "pages=", "pages=0", "pages=64",
-        "prot=r", "prot=none", "file=", "file=passwd", "at=0x8000", "at=0x3f000", "at=0", "write=1",
-        "read=yes", ":", "+", "=", "\"", "\"quoted\"", "\"unclosed", "\\", "#", " ", "\t", "\n", "\r\n", "\r",
-        "\u{0}", "é", "🦀", "\u{200b}", "\u{3000}",
+    let other =
+        "buf buf+1 buf+99 main child kid p dma pipe passwd ro rw longterm as in on off 5.9 \
+        private-anon private-file shared-file 0 1 0x1000 0xffffffff 4294967296 0x \
+        99999999999999999999999 pages= pages=0 pages=64 prot=r prot=none file= file=passwd \
+        at=0x8000 at=0x3f000 at=0 write=1 read=yes : + = \" \"quoted\" \"unclosed \\ #";
+    let awkward = [
+        " ", "\t", "\n", "\r\n", "\r", "\u{0}", "é", "🦀", "\u{200b}", "\u{3000}",
     ];
-    words.chain(kinds).chain(eras).chain(switches).chain(other).map(String::from).collect()
+    let all = words.chain(kinds).chain(eras).chain(switches);
+    all.chain(other.split_whitespace())
+        .chain(awkward)
+        .map(String::from)
+        .collect()
 }
 
 /// One edit of a scenario text.
@@ -311,7 +335,8 @@ enum Mutation {
 fn mutation() -> impl Strategy<Value = Mutation> {
     prop_oneof![
         (any::<Index>(), 1..40usize).prop_map(|(at, n)| Mutation::Delete(at, n)),
-        (any::<Index>(), prop::sample::select(vocabulary())).prop_map(|(at, w)| Mutation::Insert(at, w)),
+        (any::<Index>(), prop::sample::select(vocabulary()))
+            .prop_map(|(at, w)| Mutation::Insert(at, w)),
         (any::<Index>(), any::<Index>()).prop_map(|(a, b)| Mutation::SwapLines(a, b)),
         any::<Index>().prop_map(Mutation::DuplicateLine),
         any::<Index>().prop_map(Mutation::Truncate),
@@ -324,7 +349,10 @@ fn apply(text: &str, m: &Mutation) -> String {
     match m {
         Mutation::Delete(at, n) => {
             let i = at.index(chars.len() + 1);
-            chars[..i].iter().chain(&chars[(i + n).min(chars.len())..]).collect()
+            chars[..i]
+                .iter()
+                .chain(&chars[(i + n).min(chars.len())..])
+                .collect()
         }
         Mutation::Insert(at, word) => {
             let i = at.index(chars.len() + 1);
@@ -395,9 +423,30 @@ fn builtins_round_trip() {
         let sc = parse(file, text).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(parse(file, &sc.text).as_ref(), Ok(&sc), "{file}");
         let crlf = text.replace('\n', "\r\n");
-        assert_eq!(parse(file, &crlf), Ok(Scenario { text: crlf.clone(), ..sc.clone() }), "{file} with CRLF");
-        let tabs: String = text.lines().map(|l| l.strip_prefix("    ").map_or(l.to_string(), |r| format!("\t{r}")) + "\n").collect();
-        assert_eq!(parse(file, &tabs), Ok(Scenario { text: tabs.clone(), ..sc.clone() }), "{file} with tabs");
+        assert_eq!(
+            parse(file, &crlf),
+            Ok(Scenario {
+                text: crlf.clone(),
+                ..sc.clone()
+            }),
+            "{file} with CRLF"
+        );
+        let tabs: String = text
+            .lines()
+            .map(|l| {
+                l.strip_prefix("    ")
+                    .map_or(l.to_string(), |r| format!("\t{r}"))
+                    + "\n"
+            })
+            .collect();
+        assert_eq!(
+            parse(file, &tabs),
+            Ok(Scenario {
+                text: tabs.clone(),
+                ..sc.clone()
+            }),
+            "{file} with tabs"
+        );
     }
 }
 
@@ -409,14 +458,23 @@ struct Block {
 }
 
 fn doc_blocks() -> Vec<Block> {
-    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/scenarios.md"))
-        .expect("docs/scenarios.md");
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/scenarios.md"
+    ))
+    .expect("docs/scenarios.md");
     let mut blocks = Vec::new();
     let mut open: Option<Block> = None;
     for (i, line) in doc.lines().enumerate() {
         match (line.strip_prefix("```"), open.take()) {
             (Some(_), Some(b)) => blocks.push(b),
-            (Some(info), None) => open = Some(Block { info: info.trim().to_string(), line: i + 2, text: String::new() }),
+            (Some(info), None) => {
+                open = Some(Block {
+                    info: info.trim().to_string(),
+                    line: i + 2,
+                    text: String::new(),
+                })
+            }
             (None, Some(mut b)) => {
                 b.text += line;
                 b.text.push('\n');
@@ -439,27 +497,49 @@ fn doc_examples_parse() {
         let origin = format!("docs/scenarios.md:{}", b.line);
         match b.info.as_str() {
             "scn" => {
-                parse(&origin, &b.text).unwrap_or_else(|e| panic!("example at {origin} does not parse: {e}"));
+                parse(&origin, &b.text)
+                    .unwrap_or_else(|e| panic!("example at {origin} does not parse: {e}"));
                 good += 1;
             }
             "scn-error" => {
-                let e = parse("my.scn", &b.text).expect_err(&format!("example at {origin} must not parse"));
-                let shown = blocks.get(i + 1).filter(|n| n.info == "text").map(|n| n.text.trim());
-                assert_eq!(shown, Some(e.to_string().as_str()), "the message shown after the example at {origin}");
+                let e = parse("my.scn", &b.text)
+                    .expect_err(&format!("example at {origin} must not parse"));
+                let shown = blocks
+                    .get(i + 1)
+                    .filter(|n| n.info == "text")
+                    .map(|n| n.text.trim());
+                assert_eq!(
+                    shown,
+                    Some(e.to_string().as_str()),
+                    "the message shown after the example at {origin}"
+                );
                 bad += 1;
             }
             _ => {}
         }
     }
-    assert!(good >= 5 && bad >= 1, "found {good} scn and {bad} scn-error blocks: is the extraction broken?");
+    assert!(
+        good >= 5 && bad >= 1,
+        "found {good} scn and {bad} scn-error blocks: is the extraction broken?"
+    );
 }
 
 /// The worked examples in the docs are the built-ins verbatim.
 #[test]
 fn doc_worked_examples_are_the_builtins() {
     let blocks = doc_blocks();
-    for file in ["dirty-cow.scn", "cve-2020-29374.scn", "fast-gup-vs-fork.scn"] {
-        let (_, text) = library::FILES.iter().find(|(f, _)| *f == file).expect("a built-in");
-        assert!(blocks.iter().any(|b| b.info == "scn" && b.text == *text), "docs/scenarios.md shows {file} as it is");
+    for file in [
+        "dirty-cow.scn",
+        "cve-2020-29374.scn",
+        "fast-gup-vs-fork.scn",
+    ] {
+        let (_, text) = library::FILES
+            .iter()
+            .find(|(f, _)| *f == file)
+            .expect("a built-in");
+        assert!(
+            blocks.iter().any(|b| b.info == "scn" && b.text == *text),
+            "docs/scenarios.md shows {file} as it is"
+        );
     }
 }

@@ -282,11 +282,21 @@ where
 /// Run `f` with the process panic hook silenced: shuttle's failures are results here,
 /// not crashes to print.
 fn quietly<R>(f: impl FnOnce() -> R) -> R {
-    static HOOK: Mutex<()> = Mutex::new(());
-    let _guard = HOOK.lock().unwrap_or_else(|p| p.into_inner());
-    let previous = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
+    // One process-wide hook, installed once, that stays silent while this OS thread is
+    // exploring (shuttle runs every task of an execution on the calling thread).
+    // Swapping the hook per run would serialize campaigns running side by side.
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    thread_local!(static EXPLORING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) });
+    INSTALL.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !EXPLORING.with(|e| e.get()) {
+                previous(info)
+            }
+        }));
+    });
+    let was = EXPLORING.with(|e| e.replace(true));
     let r = f();
-    std::panic::set_hook(previous);
+    EXPLORING.with(|e| e.set(was));
     r
 }

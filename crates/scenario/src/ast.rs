@@ -162,7 +162,7 @@ pub struct ThreadDecl {
 }
 
 impl Scenario {
-    /// The eras on which `kind` is expected, per the scenario's `expect` lines.
+    /// The kinds expected on `era`, per the scenario's `expect` lines.
     pub fn expected_on(&self, era: Era) -> Vec<ViolationKind> {
         self.expect
             .iter()

@@ -137,6 +137,24 @@ fn tokenize(line: &str, lineno: usize, origin: &str) -> Result<Vec<Tok>, ParseEr
     Ok(toks)
 }
 
+/// The column after the last character of a line that is not a comment or trailing
+/// blank: where "the end of the line" is reported.
+fn content_end(raw: &str) -> usize {
+    let mut in_quote = false;
+    let mut end = 0;
+    for (i, c) in raw.chars().enumerate() {
+        match c {
+            '#' if !in_quote => break,
+            '"' => in_quote = !in_quote,
+            _ => {}
+        }
+        if !c.is_whitespace() {
+            end = i + 1;
+        }
+    }
+    end
+}
+
 /// A cursor over one line's tokens.
 struct Line<'a> {
     origin: &'a str,
@@ -287,19 +305,36 @@ impl Line<'_> {
 
 fn number(line: &Line<'_>, t: &Tok, what: &str, max: u64) -> Result<u64, ParseError> {
     let text = t.text.replace('_', "");
-    let parsed = match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
-        Some(hex) => u64::from_str_radix(hex, 16),
-        None => text.parse::<u64>(),
+    let (digits, radix) = match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+        Some(hex) => (hex, 16),
+        None => (text.as_str(), 10),
     };
-    match parsed {
-        Ok(n) if n <= max => Ok(n),
-        Ok(n) => Err(line.err(t.col, format!("expected {what} at most {max}, found {n}"))),
-        Err(_) => Err(line.err(
+    // from_str_radix would accept a leading `+`; the language does not.
+    if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
+        return Err(line.err(
             t.col,
             format!(
                 "expected {what} (a number, decimal or 0x hex), found `{}`",
                 t.text
             ),
+        ));
+    }
+    let shown = |n: u64| {
+        if radix == 16 {
+            format!("{n:#x}")
+        } else {
+            n.to_string()
+        }
+    };
+    match u64::from_str_radix(digits, radix) {
+        Ok(n) if n <= max => Ok(n),
+        Ok(n) => Err(line.err(
+            t.col,
+            format!("expected {what} at most {}, found {}", shown(max), shown(n)),
+        )),
+        Err(_) => Err(line.err(
+            t.col,
+            format!("expected {what} at most {}, found `{}`", shown(max), t.text),
         )),
     }
 }
@@ -368,6 +403,8 @@ struct Parser<'a> {
     names: Names,
     /// Threads' `in PROCESS` references, checked at the end.
     thread_procs: Vec<(usize, Tok, usize)>,
+    /// Where each thread was declared (line, column of its name).
+    thread_at: Vec<(usize, usize)>,
 }
 
 /// Parse and check a scenario. `origin` names the text in errors (a path or
@@ -392,6 +429,7 @@ pub fn parse(origin: &str, text: &str) -> Result<Scenario, ParseError> {
         },
         names: Names::default(),
         thread_procs: Vec::new(),
+        thread_at: Vec::new(),
     };
     let mut last_line = 0;
     for (i, raw) in text.lines().enumerate() {
@@ -405,7 +443,7 @@ pub fn parse(origin: &str, text: &str) -> Result<Scenario, ParseError> {
             no: i + 1,
             toks,
             pos: 0,
-            end_col: raw.chars().count() + 1,
+            end_col: content_end(raw) + 1,
         };
         p.statement(&mut line)?;
     }
@@ -415,6 +453,9 @@ pub fn parse(origin: &str, text: &str) -> Result<Scenario, ParseError> {
 impl Parser<'_> {
     fn statement(&mut self, line: &mut Line<'_>) -> Result<(), ParseError> {
         let kw = line.word("a statement")?;
+        if HEADER_KEYWORDS.contains(&kw.text.as_str()) && kw.text != "thread" {
+            self.header_only(line, kw.col, &format!("`{}`", kw.text))?;
+        }
         match kw.text.as_str() {
             "scenario" => {
                 if !self.sc.name.is_empty() {
@@ -441,11 +482,29 @@ impl Parser<'_> {
                 if !line.eat("on") {
                     return Err(line.expected("`on` and the eras that have the bug"));
                 }
+                if self.sc.expect.iter().any(|(e, _)| *e == k) {
+                    return Err(line.err(
+                        t.col,
+                        format!(
+                            "expected one `expect` line per kind, found `{}` again",
+                            k.name()
+                        ),
+                    ));
+                }
+                if !self.sc.check.is_empty() && !self.sc.check.contains(&k) {
+                    return Err(line.err(t.col, format!("expected a kind the `check` line includes, found `{}`, which it leaves out", k.name())));
+                }
                 let mut eras = Vec::new();
                 line.peek().ok_or_else(|| line.expected("an era"))?;
                 while let Some(t) = line.peek().cloned() {
                     line.pos += 1;
-                    eras.push(era(line, &t)?);
+                    let e = era(line, &t)?;
+                    if eras.contains(&e) {
+                        return Err(
+                            line.err(t.col, format!("expected each era once, found `{e}` again"))
+                        );
+                    }
+                    eras.push(e);
                 }
                 self.sc.expect.push((k, eras));
             }
@@ -510,7 +569,6 @@ impl Parser<'_> {
     }
 
     fn file(&mut self, line: &mut Line<'_>) -> Result<(), ParseError> {
-        self.header_only(line, 1, "`file`")?;
         let name = line.name("the file's name")?;
         if self.sc.files.iter().any(|f| f.name == name.text) {
             return Err(line.err(
@@ -535,7 +593,6 @@ impl Parser<'_> {
     }
 
     fn map(&mut self, line: &mut Line<'_>) -> Result<(), ParseError> {
-        self.header_only(line, 1, "`map`")?;
         let name = line.name("the mapping's name")?;
         if self.sc.maps.iter().any(|m| m.name == name.text) {
             return Err(line.err(
@@ -703,7 +760,12 @@ impl Parser<'_> {
             col: name.col,
             quoted: false,
         };
+        let mut saw_in = false;
         if !colon && line.eat("in") {
+            saw_in = true;
+            if line.peek().is_some_and(|t| t.text == ":") {
+                return Err(line.expected("a process name"));
+            }
             let mut t = line.word("a process name")?;
             if t.text.ends_with(':') {
                 t.text.pop();
@@ -719,8 +781,13 @@ impl Parser<'_> {
             proc_tok = t;
         }
         if !colon && !line.eat(":") && line.peek().is_some() {
-            return Err(line.expected("`:` or `in PROCESS:`"));
+            return Err(line.expected(if saw_in {
+                "`:`"
+            } else {
+                "`:` or `in PROCESS:`"
+            }));
         }
+        self.thread_at.push((line.no, name.col));
         self.thread_procs
             .push((self.sc.threads.len(), proc_tok, line.no));
         self.sc.threads.push(ThreadDecl {
@@ -975,11 +1042,11 @@ impl Parser<'_> {
             };
             self.sc.threads[i].process = p;
         }
-        for t in &self.sc.threads {
+        for (t, &(line, col)) in self.sc.threads.iter().zip(&self.thread_at) {
             if t.steps.is_empty() {
                 return Err(at(
-                    last_line,
-                    1,
+                    line,
+                    col,
                     format!("expected operations in thread `{}`, found none", t.name),
                 ));
             }

@@ -3,9 +3,6 @@
 //! input whatsoever makes it panic. Also: every built-in round-trips, and every example
 //! in docs/scenarios.md parses (or, marked `scn-error`, fails with the message the doc
 //! shows).
-//!
-//! The cases marked `#[ignore = "parse.rs bug: ..."]` state the behaviour we want; they
-//! fail today.
 
 use cowbreak_mm::{Era, ViolationKind, SWITCHES};
 use cowbreak_scenario::parse::{HEADER_KEYWORDS, OP_KEYWORDS};
@@ -102,7 +99,7 @@ bad! {
     no_thread: "scenario s\nmap buf private-anon\n"
         => 2:1 "expected at least one `thread NAME:` with operations, found none";
     thread_without_operations: head!()
-        => 3:1 "expected operations in thread `t`, found none";
+        => 3:8 "expected operations in thread `t`, found none";
     map_after_the_first_thread: concat!(head!(), "    read buf\nmap more private-anon\n")
         => 5:1 "expected `map` before the first `thread`, found it after";
     file_after_the_first_thread: concat!(head!(), "    read buf\nfile f\n")
@@ -140,7 +137,7 @@ bad! {
     bad_number: concat!(head!(), "    write buf 12ab\n")
         => 4:15 "expected a value (a number, decimal or 0x hex), found `12ab`";
     value_over_32_bits: concat!(head!(), "    write buf 0x1_0000_0000\n")
-        => 4:15 "expected a value at most 4294967295, found 4294967296";
+        => 4:15 "expected a value at most 0xffffffff, found 0x100000000";
     hex_over_64_bits: concat!(head!(), "    write buf 0x1_0000_0000_0000_0000\n")
         => 4:15 "found `0x1_0000_0000_0000_0000`";
     empty_hex: concat!(head!(), "    write buf 0x\n")
@@ -196,7 +193,7 @@ bad! {
     mapping_past_the_address_space: "scenario s\nmap m private-anon at=0x3f000 pages=2\n"
         => 2:7 "expected the mapping to fit below 0x40000, but it would end at 0x41000";
     address_past_the_address_space: "scenario s\nmap m private-anon at=0x40000\n"
-        => 2:23 "expected an address at most 258048, found 262144";
+        => 2:23 "expected an address at most 0x3f000, found 0x40000";
     automatic_placement_runs_out: "scenario s\nmap m1 private-anon\nmap m2 private-anon\nmap m3 private-anon\nmap m4 private-anon\nmap m5 private-anon\nmap m6 private-anon\nmap m7 private-anon\nmap m8 private-anon\n"
         => 9:8 "expected the mapping to fit below 0x40000, but it would end at 0x41000";
     option_given_twice: "scenario s\nmap m private-anon pages=1 pages=2\n"
@@ -255,30 +252,22 @@ bad! {
         => 4:14 "expected the end of the line, found `pages=1`";
 
     // What we want and do not get yet: see the reasons.
-    #[ignore = "parse.rs bug: `found the end of the line` points past a trailing comment (Line::end_col counts the comment)"]
     end_of_line_before_a_comment: "scenario # the name is missing\n"
-        => 1:10 "expected the scenario's name, found the end of the line";
-    #[ignore = "parse.rs bug: `file`/`map` after the first thread are reported at column 1, not at the keyword"]
+        => 1:9 "expected the scenario's name, found the end of the line";
     indented_map_after_the_first_thread: concat!(head!(), "    read buf\n    map more private-anon\n")
         => 5:5 "expected `map` before the first `thread`, found it after";
-    #[ignore = "parse.rs bug: a thread without operations is reported at the last line, not at its own `thread` line"]
     empty_thread_before_another: "scenario s\nmap buf private-anon\nthread a:\nthread b:\n    read buf\n"
         => 3:8 "expected operations in thread `a`, found none";
-    #[ignore = "parse.rs bug: header statements other than `file`/`map` are accepted after the first thread"]
     expect_after_the_first_thread: concat!(head!(), "    read buf\nexpect pin-coherence on v5.9\n")
         => 5:1 "expected `expect` before the first `thread`, found it after";
-    #[ignore = "parse.rs bug: numbers accept a leading `+` (u64::from_str / from_str_radix do)"]
     plus_sign_in_a_number: concat!(head!(), "    write buf +5\n")
         => 4:15 "found `+5`";
-    #[ignore = "parse.rs bug: `thread t in :` pops the colon off and reports an empty process name"]
     thread_in_colon_only: "scenario s\nmap buf private-anon\nthread t in :\n    read buf\n"
         => 3:13 "expected a process name";
-    #[ignore = "parse.rs bug: a kind in two `expect` lines is accepted, and Scenario::expected_on then lists it twice"]
     expect_kind_twice: "scenario s\nexpect pin-coherence on v5.9\nexpect pin-coherence on v6.0\n"
         => 3:8 "`pin-coherence`";
-    #[ignore = "parse.rs bug: a number too large for u64 is called `not a number` instead of `too large`"]
     hex_over_64_bits_says_too_large: concat!(head!(), "    write buf 0x1_0000_0000_0000_0000\n")
-        => 4:15 "expected a value at most 4294967295";
+        => 4:15 "expected a value at most 0xffffffff";
 }
 
 // Properties. proptest seeds its RNG from the OS on every run unless told otherwise

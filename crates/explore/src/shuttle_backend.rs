@@ -111,6 +111,9 @@ impl<S: Scheduler> Scheduler for Recording<S> {
         let mut shared = self.shared.lock().unwrap_or_else(|p| p.into_inner());
         shared.finish_execution(self.steps_max);
         if self.stop_after_first && shared.collector.any() {
+            // Let the inner scheduler reach its own end: shuttle's RandomScheduler
+            // otherwise reports the last seed as a failure when it is dropped.
+            while self.inner.new_execution().is_some() {}
             return None;
         }
         let s = self.inner.new_execution()?;
@@ -288,6 +291,8 @@ fn quietly<R>(f: impl FnOnce() -> R) -> R {
     static INSTALL: std::sync::Once = std::sync::Once::new();
     thread_local!(static EXPLORING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) });
     INSTALL.call_once(|| {
+        // shuttle installs its own printing hook on its first run: let it, then wrap it.
+        Runner::new(shuttle::scheduler::RoundRobinScheduler::new(1), config(100)).run(|| {});
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
             if !EXPLORING.with(|e| e.get()) {

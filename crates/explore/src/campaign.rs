@@ -14,6 +14,13 @@ use cowbreak_trace::{
     BackendInfo, Divergence, Event, ScenarioInfo, Schedule, ThreadInfo, TraceFile, ViolationRecord,
 };
 
+use crate::shuttle_backend::{explore_shuttle, replay_shuttle, ShuttleConfig, Strategy};
+use crate::Found;
+
+/// The model version written into traces: a trace replays exactly only on the model
+/// that recorded it.
+pub const MODEL_VERSION: &str = concat!("cowbreak-mm ", env!("CARGO_PKG_VERSION"));
+
 /// Capture a replay's events, attributing each to the model thread that ran it (shuttle
 /// task n is scenario thread n - 1; task 0 sets up and accounts).
 fn capture<R>(f: impl FnOnce() -> R) -> (R, Vec<Event>) {
@@ -26,13 +33,6 @@ fn capture<R>(f: impl FnOnce() -> R) -> (R, Vec<Event>) {
         f,
     )
 }
-
-use crate::shuttle_backend::{explore_shuttle, replay_shuttle, ShuttleConfig, Strategy};
-use crate::Found;
-
-/// The model version written into traces: a trace replays exactly only on the model
-/// that recorded it.
-pub const MODEL_VERSION: &str = concat!("cowbreak-mm ", env!("CARGO_PKG_VERSION"));
 
 /// One scenario on one era under one shuttle strategy.
 #[derive(Clone, Debug)]

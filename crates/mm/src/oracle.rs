@@ -470,3 +470,128 @@ impl Oracle {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The oracle alone, on ghost state (no backend needed): each kind fires on the
+    //! situation it names and stays quiet on its legitimate neighbour.
+
+    use super::*;
+
+    fn oracle() -> Oracle {
+        let o = Oracle::new(8, 2);
+        for pfn in 1..4 {
+            o.on_page_alloc(pfn, PageKind::Anon);
+        }
+        o.on_page_alloc(4, PageKind::PageCache);
+        o
+    }
+
+    fn kinds(o: &Oracle) -> Vec<ViolationKind> {
+        o.violations().iter().map(|v| v.kind).collect()
+    }
+
+    #[test]
+    fn cow_isolation_fires_on_a_write_to_a_page_another_mm_maps() {
+        let o = oracle();
+        o.on_map(0, 0x8000, 1, true, "t");
+        o.on_map(1, 0x8000, 1, true, "t");
+        o.on_write(0, 0x8000, 1, true, "t");
+        assert_eq!(kinds(&o), [ViolationKind::CowIsolation]);
+    }
+
+    #[test]
+    fn a_write_during_fork_may_reach_the_child() {
+        let o = oracle();
+        o.on_map(0, 0x8000, 1, true, "t");
+        o.on_fork_begin(0);
+        o.on_map(1, 0x8000, 1, true, "t");
+        o.on_write(0, 0x8000, 1, true, "t");
+        o.on_fork_end(0);
+        assert!(kinds(&o).is_empty());
+    }
+
+    #[test]
+    fn shared_mappings_may_write_shared_pages_and_page_cache() {
+        let o = oracle();
+        o.on_map(0, 0x8000, 4, false, "t");
+        o.on_map(1, 0x8000, 4, false, "t");
+        o.on_write(0, 0x8000, 4, false, "t");
+        assert!(kinds(&o).is_empty());
+        // A private write to the page cache is Dirty COW's kind; mm1's shared mapping of
+        // it is no COW isolation to break.
+        o.on_write(0, 0x8000, 4, true, "private");
+        assert_eq!(kinds(&o), [ViolationKind::RoPageWritten]);
+    }
+
+    #[test]
+    fn pin_isolation_needs_a_foreign_read_pin() {
+        let o = oracle();
+        o.on_map(1, 0x8000, 2, true, "t");
+        let own = o.on_pin(1, 0x8000, 2, false, 1, "t");
+        o.on_unmap(1, 0x8000, UnmapCause::Discard);
+        o.on_map(0, 0x9000, 2, true, "t");
+        o.on_write(0, 0x9000, 2, true, "t");
+        assert_eq!(kinds(&o), [ViolationKind::PinIsolation]);
+        o.on_unpin(own);
+    }
+
+    #[test]
+    fn pin_coherence_fires_on_replace_but_not_after_discard() {
+        let o = oracle();
+        o.on_map(0, 0x8000, 1, true, "t");
+        o.on_pin(0, 0x8000, 1, true, 1024, "t");
+        o.on_unmap(0, 0x8000, UnmapCause::Discard);
+        o.on_map(0, 0x8000, 2, true, "refault");
+        assert!(kinds(&o).is_empty(), "the holder discarded its own mapping");
+        let o = oracle();
+        o.on_map(0, 0x8000, 1, true, "t");
+        o.on_pin(0, 0x8000, 1, true, 1024, "t");
+        o.on_unmap(0, 0x8000, UnmapCause::Replace);
+        o.on_map(0, 0x8000, 2, true, "wp_page_copy");
+        assert_eq!(kinds(&o), [ViolationKind::PinCoherence]);
+    }
+
+    #[test]
+    fn page_lifetime_fires_on_freeing_a_mapped_or_pinned_page_and_on_use_after_free() {
+        let o = oracle();
+        o.on_map(0, 0x8000, 1, true, "t");
+        o.on_page_free(1);
+        assert_eq!(kinds(&o), [ViolationKind::PageLifetime]);
+        let o = oracle();
+        o.on_page_free(3);
+        assert!(kinds(&o).is_empty(), "freeing an unused page is fine");
+        o.check_live(3, "user_access");
+        assert_eq!(kinds(&o), [ViolationKind::PageLifetime]);
+    }
+
+    #[test]
+    fn pgtable_lifetime_fires_on_reading_a_freed_table() {
+        let o = oracle();
+        o.on_table_alloc(1);
+        o.check_table_read(1, 0, "gup_pte_range");
+        assert!(kinds(&o).is_empty());
+        o.on_table_free(1);
+        o.check_table_read(1, 0, "gup_pte_range");
+        assert_eq!(kinds(&o), [ViolationKind::PgtableLifetime]);
+    }
+
+    #[test]
+    fn each_place_reports_a_kind_once_per_execution() {
+        let o = oracle();
+        o.on_table_free(0);
+        o.check_table_read(0, 0, "here");
+        o.check_table_read(0, 0, "here");
+        o.check_table_read(0, 0, "there");
+        assert_eq!(o.violations().len(), 2);
+    }
+
+    #[test]
+    fn kinds_have_stable_names() {
+        for k in ViolationKind::ALL {
+            assert_eq!(ViolationKind::from_name(k.name()), Some(k));
+            assert!(!k.explain().is_empty());
+        }
+        assert_eq!(ViolationKind::PinCoherence.name(), "pin-coherence");
+    }
+}

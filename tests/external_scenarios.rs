@@ -41,7 +41,11 @@ fn external_scenarios_match_their_expect_lines_on_every_era() {
             };
             let outcome = explore_shuttle(&cfg, sc.execution(sc.kernel_config(sc.policy(era))));
             let want = sc.expected_on(era);
-            eprintln!("{} on {era}: expected {want:?}, found {:?}", sc.name, outcome.kinds());
+            eprintln!(
+                "{} on {era}: expected {want:?}, found {:?}",
+                sc.name,
+                outcome.kinds()
+            );
             if outcome.kinds() != want {
                 wrong.push(format!(
                     "{} ({origin}) on {era}: expected {want:?}, found {:?}",

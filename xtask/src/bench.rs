@@ -2,7 +2,7 @@
 //! - executions per second and nanoseconds per scheduling point (random schedules), side by side
 //!   in the same run with bare shuttle doing as many scheduling points on plain atomics;
 //! - executions to the first violation over many seeds (median, p90) for PCT, random
-//!   and URW, on the scenario's first buggy era;
+//!   and URW, on the scenario's newest buggy era;
 //! - the stress backend on real threads: executions (and time) to the first violation,
 //!   or "not found in N s";
 //! - loom's exhaustive time on a fixed era.
@@ -88,7 +88,7 @@ fn baseline(
     }
 }
 
-fn first_buggy_era(sc: &Scenario) -> Option<(Era, ViolationKind)> {
+fn last_buggy_era(sc: &Scenario) -> Option<(Era, ViolationKind)> {
     Era::ALL
         .into_iter()
         .find_map(|e| sc.expected_on(e).first().map(|&k| (e, k)))
@@ -117,7 +117,7 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
         "URW first"
     );
     for sc in &scenarios {
-        let (era, kind) = first_buggy_era(sc).map_or((Era::V6_2, None), |(e, k)| (e, Some(k)));
+        let (era, kind) = last_buggy_era(sc).map_or((Era::V6_2, None), |(e, k)| (e, Some(k)));
         let exec = sc.execution(sc.kernel_config(sc.policy(era)));
         let t = Instant::now();
         let out = explore_shuttle(&throughput(args.executions), exec);
@@ -297,12 +297,12 @@ fn run_runner(
 fn stress(scenarios: &[Scenario], args: &Args) -> Result<Value, Fail> {
     let bin = build_runner("cowbreak_stress", "target/stress")?;
     println!(
-        "\nstress backend (real threads), first buggy era, up to {} s each:",
+        "\nstress backend (real threads), newest buggy era, up to {} s each:",
         args.stress_seconds
     );
     let mut rows = Vec::new();
     for sc in scenarios {
-        let Some((era, kind)) = first_buggy_era(sc) else {
+        let Some((era, kind)) = last_buggy_era(sc) else {
             continue;
         };
         let extra = vec!["--seconds".to_string(), args.stress_seconds.to_string()];

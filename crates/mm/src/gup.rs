@@ -61,6 +61,7 @@ pub struct Grabbed {
     pub pin: Option<PinId>,
 }
 
+/// References `try_grab_page` takes: the pin bias for FOLL_PIN, else 1.
 fn grab_refs(flags: u32) -> i64 {
     if flags & foll::PIN != 0 {
         GUP_PIN_COUNTING_BIAS
@@ -252,6 +253,8 @@ impl Kernel {
         Ok(got)
     }
 
+    /// One page of `__get_user_pages`: `check_vma_flags`, `should_force_cow_break`
+    /// (`force_cow_break_on_gup`), then the `follow_page_mask` / `faultin_page` retry loop.
     fn get_one_page(
         &self,
         cpu: usize,

@@ -49,6 +49,7 @@ impl Prot {
     };
 }
 
+/// The page addresses in `[start, end)`.
 fn page_range(start: Addr, end: Addr) -> impl Iterator<Item = Addr> {
     (start..end).step_by(PAGE_SIZE as usize)
 }
@@ -72,6 +73,7 @@ fn split_at(v: &mut Vmas, start: Addr, end: Addr) {
     }
 }
 
+/// The syscalls' argument checks: page-aligned, non-empty, below TASK_SIZE; returns the end.
 fn check_range(start: Addr, len: u64) -> Result<Addr, Errno> {
     let end = start.checked_add(len).ok_or(Errno::EINVAL)?;
     if start % PAGE_SIZE != 0 || len == 0 || len % PAGE_SIZE != 0 || end > TASK_SIZE {

@@ -231,11 +231,13 @@ impl Oracle {
         self.st.with(|s| s.report(kind, at, message));
     }
 
+    /// A frame was allocated (`alloc_page`, the page cache at boot).
     pub(crate) fn on_page_alloc(&self, pfn: Pfn, kind: PageKind) {
         self.st
             .with(|s| s.frames[pfn as usize] = FrameGhost { live: true, kind });
     }
 
+    /// A frame goes back to the pool (`__free_pages`): it must be neither mapped nor pinned.
     pub(crate) fn on_page_free(&self, pfn: Pfn) {
         self.st.with(|s| {
             if let Some((&(mm, addr), _)) = s.rmap.iter().find(|(_, &(p, _))| p == pfn) {
@@ -270,10 +272,12 @@ impl Oracle {
         });
     }
 
+    /// A PTE table was allocated (`pte_alloc_one`).
     pub(crate) fn on_table_alloc(&self, table: TableId) {
         self.st.with(|s| s.tables_live[table] = true);
     }
 
+    /// A PTE table was freed (`pte_free`, after the IPI).
     pub(crate) fn on_table_free(&self, table: TableId) {
         self.st.with(|s| s.tables_live[table] = false);
     }
@@ -383,10 +387,12 @@ impl Oracle {
         });
     }
 
+    /// `dup_mmap` of `mm` began: writes by `mm` may reach the child until it ends.
     pub(crate) fn on_fork_begin(&self, mm: MmId) {
         self.st.with(|s| s.forking.push(mm));
     }
 
+    /// `dup_mmap` of `mm` ended (after its TLB flush).
     pub(crate) fn on_fork_end(&self, mm: MmId) {
         self.st.with(|s| s.forking.retain(|&m| m != mm));
     }

@@ -345,7 +345,7 @@ impl Kernel {
         self.mm(child).has_pinned.store(false, SeqCst);
         let mut res = Ok(());
         for vma in &pv.list {
-            res = self.copy_page_range(cpu, parent, child, vma);
+            res = self.copy_page_range(parent, child, vma);
             if res.is_err() {
                 break;
             }
@@ -360,7 +360,7 @@ impl Kernel {
     /// vma, as the kernel does for any vma with an anon_vma.
     /// `write_protect_seq` (v5.11, 57efa1fe5957): COW mappings are copied inside
     /// `raw_write_seqcount_begin/end(&src_mm->write_protect_seq)`.
-    fn copy_page_range(&self, cpu: usize, src: MmId, dst: MmId, vma: &Vma) -> Result<(), Errno> {
+    fn copy_page_range(&self, src: MmId, dst: MmId, vma: &Vma) -> Result<(), Errno> {
         if !vma.is_private() {
             return Ok(());
         }
@@ -376,7 +376,7 @@ impl Kernel {
         while addr < vma.end && res.is_ok() {
             let stop = vma.end.min(((addr / PMD_SIZE) + 1) * PMD_SIZE);
             if let Some((_, src_table)) = self.pte_table(src, addr) {
-                res = self.copy_pte_range(cpu, src, dst, vma, src_table, addr, stop);
+                res = self.copy_pte_range(src, dst, vma, src_table, addr, stop);
             }
             addr = stop;
         }
@@ -392,7 +392,6 @@ impl Kernel {
     #[allow(clippy::too_many_arguments)]
     fn copy_pte_range(
         &self,
-        cpu: usize,
         src: MmId,
         dst: MmId,
         vma: &Vma,
@@ -405,7 +404,7 @@ impl Kernel {
         for addr in page_range(start, end) {
             let pte = src_table.get(addr);
             if pte.present() {
-                self.copy_present_pte(cpu, src, dst, vma, src_table, dst_table, addr, pte)?;
+                self.copy_present_pte(src, dst, vma, src_table, dst_table, addr, pte)?;
             }
         }
         Ok(())
@@ -423,7 +422,6 @@ impl Kernel {
     #[allow(clippy::too_many_arguments)]
     fn copy_present_pte(
         &self,
-        cpu: usize,
         src: MmId,
         dst: MmId,
         vma: &Vma,
@@ -464,7 +462,6 @@ impl Kernel {
             child = child.mkclean();
         }
         child = child.mkold();
-        let _ = cpu;
         self.set_pte_at(dst, dst_table, vma, addr, child, "copy_present_pte");
         Ok(())
     }

@@ -154,6 +154,17 @@ fn print_report(report: &CheckReport, paths: &[PathBuf], json: bool) {
         report.executions,
         report.elapsed_ms
     );
+    let asked = report
+        .params
+        .get("iterations")
+        .and_then(|v| v.as_u64())
+        .unwrap_or(0);
+    if report.backend == "pct" && report.executions < asked {
+        println!(
+            "(PCT stopped after {} execution(s): no two threads were ever runnable at once, so this is the only schedule)",
+            report.executions
+        );
+    }
     if report.violations.is_empty() {
         println!("ok: no violation");
     }

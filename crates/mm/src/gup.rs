@@ -27,6 +27,20 @@ pub mod foll {
     pub const LONGTERM: u32 = 0x10000;
     /// `FOLL_PIN` (v5.6 eddb1c228f79): a DMA pin, +[`GUP_PIN_COUNTING_BIAS`](crate::page::GUP_PIN_COUNTING_BIAS).
     pub const PIN: u32 = 0x40000;
+
+    /// The flags by name (`FOLL_GET|FOLL_WRITE`), for traces.
+    pub fn names(flags: u32) -> String {
+        let all = [
+            (WRITE, "FOLL_WRITE"),
+            (TOUCH, "FOLL_TOUCH"),
+            (GET, "FOLL_GET"),
+            (FORCE, "FOLL_FORCE"),
+            (COW, "FOLL_COW"),
+            (LONGTERM, "FOLL_LONGTERM"),
+            (PIN, "FOLL_PIN"),
+        ];
+        crate::flag_names(flags as u64, &all.map(|(f, n)| (f as u64, n)))
+    }
 }
 
 /// What `follow_page_pte` found.
@@ -164,7 +178,7 @@ impl Kernel {
                     );
             }
         }
-        tracing::trace!(target: "cowbreak::mm", mm, func = "follow_page_pte", addr, pte = ?pte, pfn, flags);
+        tracing::trace!(target: "cowbreak::mm", mm, func = "follow_page_pte", addr, pte = ?pte, pfn, flags = %foll::names(flags));
         Follow::Page(pfn, pin)
     }
 
@@ -374,7 +388,7 @@ impl Kernel {
             self.oracle
                 .on_pin(i.holder, addr, pfn, i.write, refs, "gup_pte_range")
         });
-        tracing::trace!(target: "cowbreak::mm", mm, func = "gup_pte_range", addr, pte = ?pte, pfn, flags);
+        tracing::trace!(target: "cowbreak::mm", mm, func = "gup_pte_range", addr, pte = ?pte, pfn, flags = %foll::names(flags));
         Some(Grabbed { pfn, refs, pin })
     }
 

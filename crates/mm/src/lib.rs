@@ -173,6 +173,20 @@ impl<'k> Task<'k> {
     }
 }
 
+/// `flags` as `A|B` by the names in `all` (`0` when none is set), for traces.
+pub(crate) fn flag_names(flags: u64, all: &[(u64, &str)]) -> String {
+    let names: Vec<&str> = all
+        .iter()
+        .filter(|&&(f, _)| flags & f != 0)
+        .map(|&(_, n)| n)
+        .collect();
+    if names.is_empty() {
+        "0".into()
+    } else {
+        names.join("|")
+    }
+}
+
 /// The candidate closest to `word` by edit distance, if any is close enough to be a
 /// plausible typo ("did you mean").
 pub fn suggest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {

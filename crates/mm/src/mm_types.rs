@@ -24,6 +24,19 @@ pub mod vm {
     pub const MAYWRITE: u64 = 0x20;
     /// `VM_MAYSHARE`.
     pub const MAYSHARE: u64 = 0x80;
+
+    /// The flags by name (`VM_READ|VM_MAYREAD`), for traces.
+    pub fn names(flags: u64) -> String {
+        let all = [
+            (READ, "VM_READ"),
+            (WRITE, "VM_WRITE"),
+            (SHARED, "VM_SHARED"),
+            (MAYREAD, "VM_MAYREAD"),
+            (MAYWRITE, "VM_MAYWRITE"),
+            (MAYSHARE, "VM_MAYSHARE"),
+        ];
+        crate::flag_names(flags, &all)
+    }
 }
 
 /// `is_cow_mapping(flags)`: private and may become writable.

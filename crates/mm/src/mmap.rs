@@ -141,7 +141,7 @@ impl Kernel {
         };
         let at = v.list.partition_point(|x| x.start < start);
         v.list.insert(at, vma);
-        tracing::trace!(target: "cowbreak::mm", mm, func = "do_mmap", addr = start, end, flags);
+        tracing::trace!(target: "cowbreak::mm", mm, func = "do_mmap", addr = start, end, flags = %vm::names(flags));
         Ok(start)
     }
 

@@ -231,7 +231,7 @@ fn corrupt_truncated_and_foreign_traces_exit_two() {
 #[test]
 fn edited_traces_diverge_or_are_rejected() {
     let dir = tempfile::tempdir().unwrap();
-    let (path, v) = a_trace(dir.path());
+    let (_, v) = a_trace(dir.path());
     let write = |name: &str, v: &Value| {
         let p = dir.path().join(name);
         std::fs::write(&p, serde_json::to_string(v).unwrap()).unwrap();

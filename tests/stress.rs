@@ -50,3 +50,30 @@ fn fixed_eras_stay_clean_on_real_threads() {
         assert!(out.violations.is_empty(), "{out:#?}");
     }
 }
+
+/// Every built-in scenario on every era, on real threads: whatever the OS interleaving,
+/// nothing breaks that the scenario does not expect on that era (the model stays sound
+/// under real concurrency and the hardware's memory model), and the scenarios that are
+/// sequential by design break exactly as expected. 20 executions per cell.
+#[test]
+fn the_library_on_real_threads_breaks_only_where_history_says() {
+    let mut wrong = Vec::new();
+    for sc in cowbreak::scenario::library::all().unwrap() {
+        for era in Era::ALL {
+            let out = explore_stress(
+                20,
+                false,
+                sc.execution(sc.kernel_config(sc.policy(era))),
+                far(),
+            );
+            let want = sc.expected_on(era);
+            if out.kinds().iter().any(|k| !want.contains(k)) {
+                wrong.push(format!(
+                    "{} on {era}: expected at most {want:?}, found {:?}",
+                    sc.name, out.violations
+                ));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}

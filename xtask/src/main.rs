@@ -14,6 +14,7 @@ mod list;
 mod matrix;
 mod replay;
 mod test;
+mod view;
 
 #[derive(Parser)]
 #[command(
@@ -33,6 +34,8 @@ enum Command {
     Check(check::Args),
     /// Replay a trace exactly and show the interleaving, one column per thread.
     Replay(replay::Args),
+    /// Show a trace as recorded, without replaying it (text columns or HTML).
+    View(view::Args),
     /// Run every scenario on every era and print the table.
     Matrix(matrix::Args),
     /// Benchmark: throughput against bare shuttle, executions to first violation per strategy, stress, loom.
@@ -56,6 +59,7 @@ fn main() -> ExitCode {
         Command::Check(args) => check::run(args),
         Command::Replay(args) => replay::run(args),
         Command::Matrix(args) => matrix::run(args),
+        Command::View(args) => view::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Test(args) => Ok(test::run(args)),
     })

@@ -76,6 +76,22 @@ fn check_finds_dirty_cow_on_v4_8_and_the_trace_replays_exactly() {
     assert!(trace.exists());
     let r = xtask(&["replay", trace.to_str().unwrap()], dir.path());
     assert_eq!(code(&r), 0, "{}", stderr(&r));
+    let html = dir.path().join("t.html");
+    let v = xtask(
+        &[
+            "view",
+            trace.to_str().unwrap(),
+            "--html",
+            html.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert_eq!(code(&v), 0, "{}", stderr(&v));
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(
+        page.contains("ro-page-written") && page.contains("madviser"),
+        "{page}"
+    );
 }
 
 #[test]

@@ -266,3 +266,38 @@ fn render_html_escapes_text() {
     assert!(html.contains("pfn 4 &lt;after COW&gt;"), "{html}");
     assert!(!html.contains("<after"), "{html}");
 }
+
+/// Regression: with a scoped subscriber per capture, a call site first reached on
+/// another thread while no capture was live could be cached as uninteresting, and a
+/// concurrent capture then lost its events (seen as flaky replays under `cargo test`).
+#[test]
+fn capture_keeps_every_event_while_other_threads_emit() {
+    fn emit(n: u64) {
+        for i in 0..n {
+            tracing::trace!(target: "cowbreak::mm", func = "race", i);
+        }
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let noisy: Vec<_> = (0..2)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    emit(10);
+                }
+            })
+        })
+        .collect();
+    for _ in 0..200 {
+        let ((), events) = capture(|| emit(25));
+        assert_eq!(
+            events.len(),
+            25,
+            "a capture saw another thread's events or lost its own"
+        );
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for t in noisy {
+        t.join().unwrap();
+    }
+}

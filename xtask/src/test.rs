@@ -27,7 +27,7 @@ const SUITES: &[Suite] = &[
         name: "workspace (shuttle)",
         cfg: None,
         target_dir: "target",
-        args: &["test", "--workspace"],
+        args: &["test", "--workspace", "--no-fail-fast"],
     },
     Suite {
         name: "loom",

@@ -65,8 +65,14 @@ macro_rules! policy {
 policy! {
     /// `faultin_page` no longer drops FOLL_WRITE after a COW on a !VM_WRITE vma; it sets
     /// FOLL_COW and `can_follow_write_pte` accepts a read-only PTE when FOLL_FORCE,
-    /// FOLL_COW and pte_dirty (the Dirty COW fix). Before: the retried lookup is a read.
-    foll_cow = "19be0eaffa3a", "v4.9";
+    /// FOLL_COW and pte_dirty (the Dirty COW fix); `can_follow_write_pmd` (8310d48b125d)
+    /// applies the same rule to huge PMDs. Before: the retried lookup is a read.
+    foll_cow = "19be0eaffa3a 8310d48b125d", "v4.9";
+    /// `touch_pmd` (FOLL_TOUCH on a huge PMD in `follow_trans_huge_pmd`) marks the PMD
+    /// dirty only for FOLL_WRITE; before, any lookup dirtied it, and `can_follow_write_pmd`
+    /// then let a forced write through a read-only huge zero page (CVE-2017-1000405,
+    /// "huge Dirty COW"). Backported to 4.4.103 and 4.9.66.
+    touch_pmd_dirty_only_on_write = "a8f97366452e", "v4.15";
     /// GUP (FOLL_GET, and FOLL_PIN where it exists) on a COW mapping adds FOLL_WRITE, so
     /// the page is COW-broken at GUP time; `can_follow_write_pte` drops the FOLL_FORCE
     /// requirement; fast GUP walks with write=1 so read-only PTEs fall back to slow GUP.
@@ -216,13 +222,12 @@ impl Era {
 
     /// What the model does not capture of the era's change, if anything.
     ///
-    /// v4.15 (a8f97366452e, THP `touch_pmd`), v5.18 (THP and swap COW refcounting) and
-    /// v6.1 (088b8aa537c2, barriers between `page_try_share_anon_rmap` on the swap and
-    /// migration paths and fast GUP) change paths the model does not have, so these
-    /// presets equal their predecessors in every modeled path.
+    /// v5.18 (THP and swap COW refcounting) and v6.1 (088b8aa537c2, barriers between
+    /// `page_try_share_anon_rmap` on the swap and migration paths and fast GUP) change
+    /// paths the model does not have, so these presets equal their predecessors in every
+    /// modeled path.
     pub fn unmodeled(self) -> Option<&'static str> {
         match self {
-            Era::V4_15 => Some("a8f97366452e touch_pmd dirty only on write: THP is not modeled"),
             Era::V5_18 => {
                 Some("53a05ad9f21d 3bff7e3f1f16 c145e0b47c77 THP and swap COW: not modeled")
             }
@@ -252,18 +257,25 @@ impl Era {
         };
         match self {
             Era::V4_8 => {}
-            Era::V4_9 | Era::V4_15 => p.foll_cow = true,
+            Era::V4_9 => p.foll_cow = true,
+            Era::V4_15 => {
+                p.foll_cow = true;
+                p.touch_pmd_dirty_only_on_write = true;
+            }
             Era::V4_4_289 => {
                 p.foll_cow = true;
+                p.touch_pmd_dirty_only_on_write = true;
                 p.force_cow_break_on_gup = true;
             }
             Era::V5_8 => {
                 p.foll_cow = true;
+                p.touch_pmd_dirty_only_on_write = true;
                 p.force_cow_break_on_gup = true;
                 p.foll_pin = true;
             }
             _ => {
                 p.foll_cow = true;
+                p.touch_pmd_dirty_only_on_write = true;
                 p.foll_pin = true;
                 p.reuse_only_if_refcount_one = true;
                 p.fork_copies_pinned_pages = true;

@@ -6,8 +6,8 @@ use crate::kernel::Kernel;
 use crate::memory::{fault, VM_FAULT_WRITE};
 use crate::mm_types::{is_cow_mapping, vm, MmId, Vma, Vmas};
 use crate::oracle::{PinId, ViolationKind};
-use crate::page::{flags as pg, Pfn, GUP_PIN_COUNTING_BIAS, ZERO_PFN};
-use crate::pgtable::{Addr, Pte, PAGE_SIZE};
+use crate::page::{flags as pg, is_zero_pfn, Pfn, GUP_PIN_COUNTING_BIAS, ZERO_PFN};
+use crate::pgtable::{Addr, Pmd, Pte, PAGE_SIZE};
 use crate::Errno;
 
 /// `FOLL_*` flags (include/linux/mm.h), with the kernel's values.
@@ -102,7 +102,7 @@ impl Kernel {
                 && vma.flags & (vm::SHARED | vm::MAYSHARE) == 0
                 && vma.flags & vm::MAYWRITE != 0
                 && vma.flags & vm::WRITE == 0
-                && pfn != ZERO_PFN
+                && !is_zero_pfn(pfn)
                 && self.page_anon(pfn)
                 && self.page(pfn).test(pg::ANON_EXCLUSIVE)
         } else if p.foll_cow {
@@ -122,7 +122,7 @@ impl Kernel {
         if !self.policy.unshare_on_ro_pin || flags & (foll::WRITE | foll::PIN) != foll::PIN {
             return false;
         }
-        if pfn == ZERO_PFN || !self.page_anon(pfn) {
+        if is_zero_pfn(pfn) || !self.page_anon(pfn) {
             return self.policy.unshare_any_cow_mapping
                 && flags & foll::LONGTERM != 0
                 && vma.map_or(true, |v| is_cow_mapping(v.flags));
@@ -179,6 +179,78 @@ impl Kernel {
             }
         }
         tracing::trace!(target: "cowbreak::mm", mm, func = "follow_page_pte", addr, pte = ?pte, pfn, flags = %foll::names(flags));
+        Follow::Page(pfn, pin)
+    }
+
+    /// `follow_page_mask`: a huge PMD goes to `follow_trans_huge_pmd`, anything else to
+    /// `follow_page_pte`.
+    fn follow_page_mask(
+        &self,
+        mm: MmId,
+        vma: &Vma,
+        addr: Addr,
+        flags: u32,
+        intent: Option<PinIntent>,
+    ) -> Follow {
+        if self.pmd_read(mm, addr).is_huge() {
+            self.follow_trans_huge_pmd(mm, vma, addr, flags, intent)
+        } else {
+            self.follow_page_pte(mm, vma, addr, flags, intent)
+        }
+    }
+
+    /// `follow_trans_huge_pmd`, under the PMD lock (rechecking that the PMD is still
+    /// huge): FOLL_WRITE needs `can_follow_write_pmd` (v4.9 8310d48b125d: the same rule
+    /// as `can_follow_write_pte`, on the PMD); the huge zero page is returned like any
+    /// page; then the grab, and `touch_pmd` for FOLL_TOUCH: young, and dirty, which
+    /// before `touch_pmd_dirty_only_on_write` (v4.15, a8f97366452e) happened for reads
+    /// too.
+    fn follow_trans_huge_pmd(
+        &self,
+        mm: MmId,
+        vma: &Vma,
+        addr: Addr,
+        flags: u32,
+        intent: Option<PinIntent>,
+    ) -> Follow {
+        let ptl = self.mm(mm).page_table_lock.lock();
+        let pmd = self.pmd_read(mm, addr);
+        if !pmd.is_huge() {
+            drop(ptl);
+            return self.follow_page_pte(mm, vma, addr, flags, intent);
+        }
+        let leaf = pmd.leaf();
+        let pfn = leaf.pfn();
+        if flags & foll::WRITE != 0 && !self.can_follow_write_pte(leaf, pfn, vma, flags) {
+            return Follow::NoPage;
+        }
+        if !leaf.write() && self.gup_must_unshare(flags, pfn, Some(vma)) {
+            return Follow::Unshare;
+        }
+        let mut pin = None;
+        if flags & (foll::GET | foll::PIN) != 0 {
+            let refs = self.try_grab_page(pfn, flags);
+            if let Some(i) = intent {
+                pin = Some(self.oracle.on_pin(
+                    i.holder,
+                    addr,
+                    pfn,
+                    i.write,
+                    refs,
+                    "follow_trans_huge_pmd",
+                ));
+            }
+        }
+        if flags & foll::TOUCH != 0 {
+            let mut entry = leaf.mkyoung();
+            if flags & foll::WRITE != 0 || !self.policy.touch_pmd_dirty_only_on_write {
+                entry = entry.mkdirty();
+            }
+            if entry != leaf {
+                self.pmdp_set_access_flags(mm, addr, Pmd::huge(entry), "touch_pmd");
+            }
+        }
+        tracing::trace!(target: "cowbreak::mm", mm, func = "follow_trans_huge_pmd", addr, pmd = ?pmd, pfn, flags = %foll::names(flags));
         Follow::Page(pfn, pin)
     }
 
@@ -291,7 +363,7 @@ impl Kernel {
             flags |= foll::WRITE;
         }
         for _ in 0..self.gup_retries_max {
-            match self.follow_page_pte(mm, &vma, addr, flags, intent) {
+            match self.follow_page_mask(mm, &vma, addr, flags, intent) {
                 Follow::Page(pfn, pin) => {
                     let refs = if flags & (foll::GET | foll::PIN) != 0 {
                         grab_refs(flags)
@@ -360,7 +432,8 @@ impl Kernel {
         intent: Option<PinIntent>,
     ) -> Option<Grabbed> {
         let pmd = self.pmd_read(mm, addr);
-        if pmd.is_none() {
+        // gup_huge_pmd is not modeled: a huge PMD goes to slow GUP.
+        if pmd.is_none() || pmd.is_huge() {
             return None;
         }
         let table = self.tables.table(pmd.table_id());

@@ -7,7 +7,7 @@ use crate::era::{Era, Policy};
 use crate::irq::Cpu;
 use crate::mm_types::{FileId, MmId, MmStruct, Vma};
 use crate::oracle::{Oracle, UnmapCause, Violation, ViolationKind};
-use crate::page::{flags, writer, FramePool, Page, PageKind, Pfn, Stamp, ZERO_PFN};
+use crate::page::{flags, is_zero_pfn, writer, FramePool, Page, PageKind, Pfn, Stamp};
 use crate::pgtable::{Addr, Pmd, Pte, PteTable, TableId, TablePool};
 use crate::Errno;
 
@@ -167,7 +167,7 @@ impl Kernel {
                 at,
                 format!("refcount of pfn {pfn} underflowed ({old} - {refs})"),
             );
-        } else if old == refs && pfn != ZERO_PFN {
+        } else if old == refs && !is_zero_pfn(pfn) {
             self.free_page(pfn);
         }
     }
@@ -280,6 +280,9 @@ impl Kernel {
     /// The PTE table covering `addr`, if one is installed.
     pub(crate) fn pte_table(&self, mm: MmId, addr: Addr) -> Option<(TableId, &PteTable)> {
         let pmd = self.pmd_read(mm, addr);
+        if pmd.is_huge() {
+            return None;
+        }
         (!pmd.is_none()).then(|| (pmd.table_id(), self.tables.table(pmd.table_id())))
     }
 
@@ -302,7 +305,9 @@ impl Kernel {
             self.oracle.on_table_free(new);
             self.tables.free(new);
         }
-        Ok(self.pte_table(mm, addr).expect("PMD populated above"))
+        // A THP fault may have installed a huge PMD meanwhile (`pmd_trans_unstable`):
+        // the caller retries the fault.
+        self.pte_table(mm, addr).ok_or(Errno::EAGAIN)
     }
 
     /// `set_pte_at`: store a PTE (page-table lock held) and tell the oracle.
@@ -373,6 +378,45 @@ impl Kernel {
         tracing::trace!(target: "cowbreak::mm", func = at, mm, addr, old = ?old, new = ?pte, "ptep_set_access_flags");
     }
 
+    /// `set_pmd_at` of a huge entry (PMD lock held) and tell the oracle.
+    pub(crate) fn set_pmd_at(&self, mm: MmId, vma: &Vma, addr: Addr, pmd: Pmd, at: &'static str) {
+        let old = Pmd(self.mm(mm).pmd[crate::pgtable::pmd_index(addr)].swap(pmd.0, SeqCst));
+        tracing::trace!(target: "cowbreak::mm", func = at, mm, addr, old = ?old, new = ?pmd, "set_pmd_at");
+        let base = crate::pgtable::pmd_start(addr);
+        self.oracle
+            .on_map_huge(mm, base, pmd.leaf().pfn(), vma.is_private(), at);
+    }
+
+    /// `pmdp_huge_get_and_clear` (an xchg) and tell the oracle.
+    pub(crate) fn pmdp_huge_get_and_clear(
+        &self,
+        mm: MmId,
+        addr: Addr,
+        cause: UnmapCause,
+        at: &'static str,
+    ) -> Pmd {
+        let old = Pmd(self.mm(mm).pmd[crate::pgtable::pmd_index(addr)].swap(0, SeqCst));
+        fence(SeqCst);
+        if old.is_huge() {
+            tracing::trace!(target: "cowbreak::mm", func = at, mm, addr, old = ?old, new = ?Pmd::NONE, "pmdp_huge_get_and_clear");
+            self.oracle
+                .on_unmap(mm, crate::pgtable::pmd_start(addr), cause);
+        }
+        old
+    }
+
+    /// `pmdp_set_access_flags` / `touch_pmd`: new young / dirty / write bits on a huge
+    /// PMD whose page does not change (PMD lock held).
+    pub(crate) fn pmdp_set_access_flags(&self, mm: MmId, addr: Addr, pmd: Pmd, at: &'static str) {
+        let old = Pmd(self.mm(mm).pmd[crate::pgtable::pmd_index(addr)].swap(pmd.0, SeqCst));
+        debug_assert_eq!(
+            old.leaf().pfn(),
+            pmd.leaf().pfn(),
+            "pmdp_set_access_flags changed the page"
+        );
+        tracing::trace!(target: "cowbreak::mm", func = at, mm, addr, old = ?old, new = ?pmd, "pmdp_set_access_flags");
+    }
+
     /// `flush_tlb_mm_range` / `tlb_flush_mmu`: the TLB shootdown IPI from `cpu`.
     pub(crate) fn flush_tlb(&self, cpu: usize, at: &'static str) {
         self.ipi_sync(cpu, at);
@@ -391,6 +435,12 @@ impl Kernel {
                 if pmd.is_none() {
                     continue;
                 }
+                if pmd.is_huge() {
+                    if !pmd.leaf().special() {
+                        maps[pmd.leaf().pfn() as usize] += 1;
+                    }
+                    continue;
+                }
                 for e in &self.tables.table(pmd.table_id()).entries {
                     let pte = Pte(e.load(SeqCst));
                     if pte.present() && !pte.special() {
@@ -399,7 +449,7 @@ impl Kernel {
                 }
             }
         }
-        for pfn in 1..self.frames.len() as Pfn {
+        for pfn in (0..self.frames.len() as Pfn).filter(|&p| !is_zero_pfn(p)) {
             let Some(kind) = self.oracle.frame_live(pfn) else {
                 if maps[pfn as usize] != 0 {
                     self.oracle.report(

@@ -24,9 +24,14 @@
 //!
 //! # What the model does not capture
 //!
-//! - Transparent huge pages, hugetlb, swap, KSM, migration and the LRU: the v4.15
-//!   (`touch_pmd`), v5.18 and v6.1 changes live there, so those presets equal their
-//!   predecessors in every modeled path ([`Era::unmodeled`]).
+//! - Transparent huge pages only as v4.x had them: a PMD maps the huge zero page or a
+//!   whole huge page (one frame), COW copies it whole, fork shares it, and ranges that
+//!   would split a huge PMD are refused (EINVAL). Splitting (THP COW splits from v5.8,
+//!   3917c80280c9), `gup_huge_pmd` in fast GUP (huge PMDs go to slow GUP) and the v5.18
+//!   refcount-based THP reuse are not modeled.
+//! - hugetlb, swap, KSM, migration and the LRU: the v5.18 and v6.1 changes live there,
+//!   so those presets equal their predecessors in every modeled path
+//!   ([`Era::unmodeled`]).
 //! - TLBs: every access walks the page tables; a TLB shootdown is modeled only as the IPI
 //!   that waits for CPUs with interrupts off.
 //! - Split page-table locks (one lock per mm), the mmu_notifier, userfaultfd, soft-dirty.
@@ -78,6 +83,8 @@ pub enum Errno {
     EBADF,
     /// The fork target slot is in use.
     EBUSY,
+    /// The page tables changed under a fault (a huge PMD appeared): retry.
+    EAGAIN,
     /// The access was not allowed by the vma: the thread would get SIGSEGV.
     SIGSEGV,
     /// Past the end of the file.

@@ -3,8 +3,8 @@
 use crate::kernel::Kernel;
 use crate::mm_types::{vm, MmId, Vma};
 use crate::oracle::UnmapCause;
-use crate::page::{flags, PageKind, Pfn, ZERO_PFN};
-use crate::pgtable::{Addr, Pte, PteTable};
+use crate::page::{flags, PageKind, Pfn, HUGE_ZERO_PFN, ZERO_PFN};
+use crate::pgtable::{Addr, Pmd, Pte, PteTable};
 use crate::Errno;
 
 /// `FAULT_FLAG_*` bits the model uses.
@@ -68,7 +68,25 @@ impl Kernel {
         flags: u32,
     ) -> Result<u32, Errno> {
         tracing::trace!(target: "cowbreak::mm", cpu, mm, func = "handle_mm_fault", addr, write = flags & fault::WRITE != 0, unshare = flags & fault::UNSHARE != 0);
-        let (_, table) = self.pte_alloc(mm, addr)?;
+        // __handle_mm_fault, at the PMD: a THP-enabled range faults in a huge page (or the
+        // huge zero page); a huge PMD is handled whole.
+        let pmd = self.pmd_read(mm, addr);
+        if pmd.is_none() && vma.thp_suitable(addr) {
+            return self.do_huge_pmd_anonymous_page(mm, vma, addr, flags);
+        }
+        if pmd.is_huge() {
+            if flags & (fault::WRITE | fault::UNSHARE) != 0 && !pmd.leaf().write() {
+                return self.do_huge_pmd_wp_page(cpu, mm, vma, addr, flags, pmd);
+            }
+            self.huge_pmd_set_accessed(mm, addr, pmd, flags & fault::WRITE != 0);
+            return Ok(0);
+        }
+        let table = match self.pte_alloc(mm, addr) {
+            Ok((_, table)) => table,
+            // A huge PMD appeared meanwhile: the caller retries the access.
+            Err(Errno::EAGAIN) => return Ok(0),
+            Err(e) => return Err(e),
+        };
         let orig = table.get(addr);
         let vmf = VmFault {
             cpu,
@@ -111,6 +129,140 @@ impl Kernel {
             }
         }
         Ok(0)
+    }
+
+    /// `do_huge_pmd_anonymous_page`: a read (or unshare) fault maps the huge zero page
+    /// (`set_huge_zero_page`, read-only); a write allocates a huge anon page, mapped
+    /// writable and dirty if the vma is.
+    fn do_huge_pmd_anonymous_page(
+        &self,
+        mm: MmId,
+        vma: &Vma,
+        addr: Addr,
+        flags: u32,
+    ) -> Result<u32, Errno> {
+        let none = |k: &Kernel| k.pmd_read(mm, addr).is_none();
+        if flags & fault::WRITE == 0 {
+            let _ptl = self.mm(mm).page_table_lock.lock();
+            if none(self) {
+                let entry = Pmd::huge(Pte::mk(HUGE_ZERO_PFN, false).mkspecial());
+                self.set_pmd_at(mm, vma, addr, entry, "do_huge_pmd_anonymous_page");
+            }
+            return Ok(0);
+        }
+        let pfn = self.alloc_page(PageKind::Anon)?;
+        let entry = Pmd::huge(maybe_mkwrite(Pte::mk(pfn, false).mkdirty(), vma));
+        let ptl = self.mm(mm).page_table_lock.lock();
+        if !none(self) {
+            drop(ptl);
+            self.put_page(pfn, "do_huge_pmd_anonymous_page");
+            return Ok(0);
+        }
+        self.page_add_new_anon_rmap(pfn);
+        self.set_pmd_at(mm, vma, addr, entry, "do_huge_pmd_anonymous_page");
+        Ok(0)
+    }
+
+    /// `huge_pmd_set_accessed`: mark a huge PMD young (and dirty for a write).
+    fn huge_pmd_set_accessed(&self, mm: MmId, addr: Addr, orig: Pmd, write: bool) {
+        let _ptl = self.mm(mm).page_table_lock.lock();
+        if self.pmd_read(mm, addr) == orig {
+            let mut entry = orig.leaf().mkyoung();
+            if write {
+                entry = entry.mkdirty();
+            }
+            if entry != orig.leaf() {
+                self.pmdp_set_access_flags(mm, addr, Pmd::huge(entry), "huge_pmd_set_accessed");
+            }
+        }
+    }
+
+    /// `do_huge_pmd_wp_page` as of v4.9: a write (or unshare) fault on a read-only huge
+    /// PMD. The huge zero page is always copied (`goto alloc`: a fresh zeroed huge page);
+    /// an anon huge page mapped once is reused (`page_trans_huge_mapcount == 1`; from
+    /// v5.19, `anon_exclusive`, PG_anon_exclusive decides), else copied whole.
+    /// Later kernels split the PMD and copy one small page instead (3917c80280c9, v5.8)
+    /// and reuse by refcount (c145e0b47c77, v5.18): not modeled; see the crate docs.
+    fn do_huge_pmd_wp_page(
+        &self,
+        cpu: usize,
+        mm: MmId,
+        vma: &Vma,
+        addr: Addr,
+        flags: u32,
+        orig: Pmd,
+    ) -> Result<u32, Errno> {
+        let unshare = flags & fault::UNSHARE != 0 && flags & fault::WRITE == 0;
+        let ptl = self.mm(mm).page_table_lock.lock();
+        if self.pmd_read(mm, addr) != orig {
+            return Ok(0);
+        }
+        let leaf = orig.leaf();
+        let old = (!leaf.special()).then(|| leaf.pfn());
+        if let Some(pfn) = old {
+            let reuse = if self.policy.anon_exclusive && self.page(pfn).test(flags::ANON_EXCLUSIVE)
+            {
+                true
+            } else {
+                self.page(pfn).mapcount() == 1
+                    && (!self.policy.anon_exclusive || self.page(pfn).count() == 1)
+            };
+            if reuse {
+                if self.policy.anon_exclusive {
+                    self.page(pfn).set(flags::ANON_EXCLUSIVE);
+                }
+                if unshare {
+                    return Ok(0);
+                }
+                let entry = maybe_mkwrite(leaf.mkyoung().mkdirty(), vma);
+                self.pmdp_set_access_flags(mm, addr, Pmd::huge(entry), "do_huge_pmd_wp_page");
+                return Ok(VM_FAULT_WRITE);
+            }
+            self.get_page(pfn, "do_huge_pmd_wp_page");
+        } else if unshare && !self.policy.unshare_any_cow_mapping {
+            return Ok(0);
+        }
+        drop(ptl);
+        let new = match self.alloc_page(PageKind::Anon) {
+            Ok(new) => new,
+            Err(e) => {
+                if let Some(old) = old {
+                    self.put_page(old, "do_huge_pmd_wp_page");
+                }
+                return Err(e);
+            }
+        };
+        if let Some(old) = old {
+            self.copy_user_highpage(new, old);
+        }
+        let ptl = self.mm(mm).page_table_lock.lock();
+        let mut ret = 0;
+        let mut release = Some(new);
+        if self.pmd_read(mm, addr) == orig {
+            let entry = if unshare {
+                Pte::mk(new, false)
+            } else {
+                maybe_mkwrite(Pte::mk(new, false).mkdirty(), vma)
+            };
+            self.pmdp_huge_get_and_clear(mm, addr, UnmapCause::Replace, "do_huge_pmd_wp_page");
+            self.flush_tlb(cpu, "pmdp_huge_clear_flush");
+            self.page_add_new_anon_rmap(new);
+            self.set_pmd_at(mm, vma, addr, Pmd::huge(entry), "do_huge_pmd_wp_page");
+            release = None;
+            if let Some(old) = old {
+                self.page_remove_rmap(old, "do_huge_pmd_wp_page");
+                release = Some(old);
+            }
+            ret = VM_FAULT_WRITE;
+        }
+        drop(ptl);
+        if let Some(pfn) = release {
+            self.put_page(pfn, "do_huge_pmd_wp_page");
+        }
+        if let Some(old) = old {
+            self.put_page(old, "do_huge_pmd_wp_page");
+        }
+        Ok(ret)
     }
 
     /// `do_anonymous_page`: a read maps the shared zero page (special, read-only); a write

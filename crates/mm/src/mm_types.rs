@@ -24,6 +24,8 @@ pub mod vm {
     pub const MAYWRITE: u64 = 0x20;
     /// `VM_MAYSHARE`.
     pub const MAYSHARE: u64 = 0x80;
+    /// `VM_HUGEPAGE` (`madvise(MADV_HUGEPAGE)`): transparent huge pages wanted.
+    pub const HUGEPAGE: u64 = 0x2000_0000;
 
     /// The flags by name (`VM_READ|VM_MAYREAD`), for traces.
     pub fn names(flags: u64) -> String {
@@ -34,6 +36,7 @@ pub mod vm {
             (MAYREAD, "VM_MAYREAD"),
             (MAYWRITE, "VM_MAYWRITE"),
             (MAYSHARE, "VM_MAYSHARE"),
+            (HUGEPAGE, "VM_HUGEPAGE"),
         ];
         crate::flag_names(flags, &all)
     }
@@ -83,6 +86,16 @@ impl Vma {
     /// `vma_is_anonymous`.
     pub fn is_anonymous(&self) -> bool {
         self.backing == Backing::Anon
+    }
+    /// `transhuge_vma_suitable` + `hugepage_vma_check` for anonymous memory: a private
+    /// anon vma with VM_HUGEPAGE that covers the whole PMD range of `addr`.
+    pub fn thp_suitable(&self, addr: Addr) -> bool {
+        let start = crate::pgtable::pmd_start(addr);
+        self.is_anonymous()
+            && self.is_private()
+            && self.flags & vm::HUGEPAGE != 0
+            && self.start <= start
+            && start + crate::pgtable::PMD_SIZE <= self.end
     }
     /// The file page mapped at `addr`, for a file vma.
     pub fn file_page(&self, addr: Addr) -> Option<(FileId, usize)> {

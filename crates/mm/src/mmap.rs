@@ -154,7 +154,16 @@ impl Kernel {
         while addr < end {
             let pmd_end = ((addr / PMD_SIZE) + 1) * PMD_SIZE;
             let stop = end.min(pmd_end);
-            if let Some((_, table)) = self.pte_table(mm, addr) {
+            if self.pmd_read(mm, addr).is_huge() {
+                // zap_huge_pmd: callers refuse ranges that would split a huge PMD.
+                let _ptl = self.mm(mm).page_table_lock.lock();
+                let old =
+                    self.pmdp_huge_get_and_clear(mm, addr, UnmapCause::Discard, "zap_huge_pmd");
+                if old.is_huge() && !old.leaf().special() {
+                    self.page_remove_rmap(old.leaf().pfn(), "zap_huge_pmd");
+                    batch.push(old.leaf().pfn());
+                }
+            } else if let Some((_, table)) = self.pte_table(mm, addr) {
                 let _ptl = self.mm(mm).page_table_lock.lock();
                 for a in page_range(addr, stop) {
                     let old =
@@ -169,6 +178,37 @@ impl Kernel {
             }
             addr = stop;
         }
+    }
+
+    /// Whether `[start, end)` cuts through a huge PMD of `mm`: that needs
+    /// `split_huge_pmd`, which the model does not have, so the caller refuses (EINVAL).
+    fn splits_huge_pmd(&self, mm: MmId, start: Addr, end: Addr) -> bool {
+        [start, end]
+            .iter()
+            .any(|&cut| cut % PMD_SIZE != 0 && cut < TASK_SIZE && self.pmd_read(mm, cut).is_huge())
+    }
+
+    /// `madvise(MADV_HUGEPAGE)`: set VM_HUGEPAGE on the vmas of `[start, start + len)`,
+    /// so that faults there map huge PMDs (`do_huge_pmd_anonymous_page`).
+    pub fn madvise_hugepage(&self, mm: MmId, start: Addr, len: u64) -> Result<(), Errno> {
+        let end = check_range(start, len)?;
+        let mut v = self.mm(mm).mmap_lock.write();
+        if v.dead {
+            return Err(Errno::ESRCH);
+        }
+        if page_range(start, end).any(|a| v.lookup(a).is_none()) {
+            return Err(Errno::ENOMEM);
+        }
+        split_at(&mut v, start, end);
+        for x in v
+            .list
+            .iter_mut()
+            .filter(|x| start <= x.start && x.end <= end)
+        {
+            x.flags |= vm::HUGEPAGE;
+        }
+        tracing::trace!(target: "cowbreak::mm", mm, func = "madvise_hugepage", addr = start, end);
+        Ok(())
     }
 
     /// `tlb_finish_mmu`: flush the TLB (IPI, waiting for CPUs with interrupts off), then
@@ -199,7 +239,7 @@ impl Kernel {
             }
             let slot = &self.mm(mm).pmd[pmd_index(lo)];
             let pmd = Pmd(slot.swap(0, SeqCst));
-            if !pmd.is_none() {
+            if !pmd.is_none() && !pmd.is_huge() {
                 tracing::trace!(target: "cowbreak::mm", mm, func = "free_pte_range", addr = lo, table = pmd.table_id(), "pmd_clear");
                 freed.push(pmd.table_id());
             }
@@ -215,6 +255,9 @@ impl Kernel {
         let mut v = self.mm(mm).mmap_lock.write();
         if v.dead {
             return Err(Errno::ESRCH);
+        }
+        if self.splits_huge_pmd(mm, start, end) {
+            return Err(Errno::EINVAL);
         }
         split_at(&mut v, start, end);
         v.list.retain(|x| !(start <= x.start && x.end <= end));
@@ -242,6 +285,9 @@ impl Kernel {
         }
         if page_range(start, end).any(|a| v.lookup(a).is_none()) {
             return Err(Errno::ENOMEM);
+        }
+        if self.splits_huge_pmd(mm, start, end) {
+            return Err(Errno::EINVAL);
         }
         tracing::trace!(target: "cowbreak::mm", cpu, mm, func = "madvise_dontneed", addr = start, end);
         let mut pages = Vec::new();
@@ -277,6 +323,9 @@ impl Kernel {
         {
             return Err(Errno::EACCES);
         }
+        if self.splits_huge_pmd(mm, start, end) {
+            return Err(Errno::EINVAL);
+        }
         split_at(&mut v, start, end);
         for x in v
             .list
@@ -294,7 +343,12 @@ impl Kernel {
         tracing::trace!(target: "cowbreak::mm", cpu, mm, func = "mprotect_fixup", addr = start, end, write = prot.write);
         if !prot.write {
             for a in page_range(start, end) {
-                if let Some((_, table)) = self.pte_table(mm, a) {
+                if a % PMD_SIZE == 0 && self.pmd_read(mm, a).is_huge() {
+                    // change_huge_pmd.
+                    let _ptl = self.mm(mm).page_table_lock.lock();
+                    self.mm(mm).pmd[pmd_index(a)].fetch_and(!Pte::WRITE_BIT, SeqCst);
+                    tracing::trace!(target: "cowbreak::mm", mm, func = "change_huge_pmd", addr = a, "pmd_wrprotect");
+                } else if let Some((_, table)) = self.pte_table(mm, a) {
                     let _ptl = self.mm(mm).page_table_lock.lock();
                     if table.get(a).write() {
                         self.ptep_set_wrprotect(mm, table, a, "change_pte_range");
@@ -375,7 +429,9 @@ impl Kernel {
         let mut addr = vma.start;
         while addr < vma.end && res.is_ok() {
             let stop = vma.end.min(((addr / PMD_SIZE) + 1) * PMD_SIZE);
-            if let Some((_, src_table)) = self.pte_table(src, addr) {
+            if self.pmd_read(src, addr).is_huge() {
+                self.copy_huge_pmd(src, dst, vma, addr);
+            } else if let Some((_, src_table)) = self.pte_table(src, addr) {
                 res = self.copy_pte_range(src, dst, vma, src_table, addr, stop);
             }
             addr = stop;
@@ -385,6 +441,32 @@ impl Kernel {
             seq.fetch_add(1, SeqCst);
         }
         res
+    }
+
+    /// `copy_huge_pmd` as of v4.9: the huge zero page is mapped in the child as is;
+    /// an anon huge page is shared, both PMDs write-protected in a COW mapping. (From
+    /// v5.9 a maybe-pinned huge page is split and copied on PTEs, and from v5.19 its
+    /// PG_anon_exclusive is handled by `page_try_dup_anon_rmap`: splitting is not
+    /// modeled, so the huge page is shared and its exclusive bit cleared.)
+    fn copy_huge_pmd(&self, src: MmId, dst: MmId, vma: &Vma, addr: Addr) {
+        let _ptl = self.mm(src).page_table_lock.lock();
+        let pmd = self.pmd_read(src, addr);
+        if !pmd.is_huge() {
+            return;
+        }
+        let mut child = pmd.leaf();
+        if !child.special() {
+            let pfn = child.pfn();
+            self.get_page(pfn, "copy_huge_pmd");
+            self.page_dup_rmap(pfn);
+            self.page(pfn).clear(pg::ANON_EXCLUSIVE);
+        }
+        if is_cow_mapping(vma.flags) && child.write() {
+            self.mm(src).pmd[pmd_index(addr)].fetch_and(!Pte::WRITE_BIT, SeqCst);
+            tracing::trace!(target: "cowbreak::mm", mm = src, func = "copy_huge_pmd", addr, "pmdp_set_wrprotect");
+            child = child.wrprotect();
+        }
+        self.set_pmd_at(dst, vma, addr, Pmd::huge(child.mkold()), "copy_huge_pmd");
     }
 
     /// `copy_pte_range`: allocate the child's table, then under the parent's page-table

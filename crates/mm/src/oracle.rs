@@ -6,12 +6,12 @@
 //! one mirrors, with no scheduling point in between, so the ghost state is exactly the
 //! model state in the order the scheduler ran it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use cowbreak_sync::Ghost;
 
-use crate::page::{PageKind, Pfn, ZERO_PFN};
+use crate::page::{PageKind, Pfn, HUGE_ZERO_PFN, ZERO_PFN};
 use crate::pgtable::{Addr, TableId};
 use crate::MmId;
 
@@ -165,6 +165,9 @@ struct State {
     tables_live: Vec<bool>,
     /// (mm, addr) -> the frame its PTE maps (zero page included).
     rmap: BTreeMap<(MmId, Addr), (Pfn, bool)>,
+    /// The rmap entries that are huge PMDs, keyed by the PMD's start: they stand for
+    /// every address of the PMD range.
+    huge: BTreeSet<(MmId, Addr)>,
     pins: BTreeMap<u64, PinGhost>,
     next_pin: u64,
     /// mms inside fork: their writes may still land on pages being shared with the child.
@@ -180,6 +183,16 @@ impl State {
         }
         tracing::warn!(target: "cowbreak::oracle", kind = kind.name(), at, %message, "violation");
         self.violations.push(Violation { kind, at, message });
+    }
+
+    /// The rmap key for `addr` of `mm`: the PMD's start if a huge PMD maps it.
+    fn key(&self, mm: MmId, addr: Addr) -> (MmId, Addr) {
+        let base = crate::pgtable::pmd_start(addr);
+        if self.huge.contains(&(mm, base)) {
+            (mm, base)
+        } else {
+            (mm, addr)
+        }
     }
 
     fn mapped_by_other(&self, pfn: Pfn, mm: MmId) -> Option<(MmId, Addr)> {
@@ -208,10 +221,12 @@ impl Oracle {
             };
             nr_frames
         ];
-        frames[ZERO_PFN as usize] = FrameGhost {
-            live: true,
-            kind: PageKind::Zero,
-        };
+        for zero in [ZERO_PFN, HUGE_ZERO_PFN] {
+            frames[zero as usize] = FrameGhost {
+                live: true,
+                kind: PageKind::Zero,
+            };
+        }
         Oracle {
             st: Ghost::new(State {
                 frames,
@@ -297,7 +312,26 @@ impl Oracle {
 
     /// mm `mm`'s PTE at `addr` now maps `pfn` (`set_pte_at` of a present entry).
     pub(crate) fn on_map(&self, mm: MmId, addr: Addr, pfn: Pfn, private: bool, at: &'static str) {
+        self.map(mm, addr, pfn, private, false, at)
+    }
+
+    /// mm `mm`'s PMD at `addr` (its start) now maps huge page `pfn` (`set_pmd_at`).
+    pub(crate) fn on_map_huge(
+        &self,
+        mm: MmId,
+        addr: Addr,
+        pfn: Pfn,
+        private: bool,
+        at: &'static str,
+    ) {
+        self.map(mm, addr, pfn, private, true, at)
+    }
+
+    fn map(&self, mm: MmId, addr: Addr, pfn: Pfn, private: bool, huge: bool, at: &'static str) {
         self.st.with(|s| {
+            if huge {
+                s.huge.insert((mm, addr));
+            }
             if !s.frames[pfn as usize].live {
                 s.report(ViolationKind::PageLifetime, at, format!("mm{mm} maps freed pfn {pfn} at {addr:#x}"));
             }
@@ -321,10 +355,11 @@ impl Oracle {
         });
     }
 
-    /// mm `mm`'s PTE at `addr` no longer maps anything.
+    /// mm `mm`'s PTE (or huge PMD, by its start) at `addr` no longer maps anything.
     pub(crate) fn on_unmap(&self, mm: MmId, addr: Addr, cause: UnmapCause) {
         self.st.with(|s| {
             s.rmap.remove(&(mm, addr));
+            s.huge.remove(&(mm, addr));
             if cause == UnmapCause::Discard {
                 for p in s
                     .pins
@@ -350,7 +385,11 @@ impl Oracle {
             }
             match frame.kind {
                 PageKind::PageCache | PageKind::Zero => {
-                    let what = if frame.kind == PageKind::Zero { "the shared zero page" } else { "a page-cache page" };
+                    let what = match (frame.kind, pfn) {
+                        (PageKind::Zero, HUGE_ZERO_PFN) => "the huge zero page",
+                        (PageKind::Zero, _) => "the shared zero page",
+                        _ => "a page-cache page",
+                    };
                     s.report(
                         ViolationKind::RoPageWritten,
                         at,
@@ -411,6 +450,7 @@ impl Oracle {
         at: &'static str,
     ) -> PinId {
         self.st.with(|s| {
+            let (_, addr) = s.key(holder, addr);
             let mapped = s.rmap.get(&(holder, addr)).copied();
             let attached = mapped.map(|(p, _)| p) == Some(pfn);
             if !attached {
@@ -443,9 +483,8 @@ impl Oracle {
     /// (true when nothing is mapped there).
     pub(crate) fn is_private_mapping(&self, mm: MmId, addr: Addr) -> bool {
         self.st.with(|s| {
-            s.rmap
-                .get(&(mm, addr))
-                .map_or(true, |&(_, private)| private)
+            let key = s.key(mm, addr);
+            s.rmap.get(&key).map_or(true, |&(_, private)| private)
         })
     }
 

@@ -15,6 +15,16 @@ pub type Pfn = u32;
 /// The shared zero page (`ZERO_PAGE(0)`): always frame 0, never freed.
 pub const ZERO_PFN: Pfn = 0;
 
+/// The huge zero page (`mm_get_huge_zero_page`), mapped by a PMD on a read fault in a
+/// THP-enabled vma: always frame 1, never freed. A huge page is one frame in the
+/// model (one data word for all its subpages).
+pub const HUGE_ZERO_PFN: Pfn = 1;
+
+/// `is_zero_pfn` or `is_huge_zero_page`.
+pub fn is_zero_pfn(pfn: Pfn) -> bool {
+    pfn == ZERO_PFN || pfn == HUGE_ZERO_PFN
+}
+
 /// `GUP_PIN_COUNTING_BIAS` (v5.7 3faa52c03f44): what FOLL_PIN adds to the refcount of a
 /// small page.
 pub const GUP_PIN_COUNTING_BIAS: i64 = 1024;
@@ -158,19 +168,21 @@ pub struct FramePool {
 }
 
 impl FramePool {
-    /// A pool of `n` frames; frame 0 is the shared zero page, the rest are free.
+    /// A pool of `n` frames; frames 0 and 1 are the zero pages, the rest are free.
     pub fn new(n: usize) -> Self {
         assert!(
-            n >= 2,
-            "a frame pool needs the zero page and at least one frame"
+            n >= 3,
+            "a frame pool needs the two zero pages and at least one frame"
         );
         let pages: Vec<Page> = (0..n).map(|_| Page::new()).collect();
-        pages[ZERO_PFN as usize].flags.store(flags::ZERO, SeqCst);
-        // The zero page's refcount is never allowed to reach 0.
-        pages[ZERO_PFN as usize].refcount.store(1, SeqCst);
+        for zero in [ZERO_PFN, HUGE_ZERO_PFN] {
+            pages[zero as usize].flags.store(flags::ZERO, SeqCst);
+            // The zero pages' refcounts are never allowed to reach 0.
+            pages[zero as usize].refcount.store(1, SeqCst);
+        }
         FramePool {
             pages,
-            free: Mutex::new((1..n as Pfn).rev().collect()),
+            free: Mutex::new((2..n as Pfn).rev().collect()),
         }
     }
 

@@ -138,25 +138,43 @@ impl std::fmt::Debug for Pte {
     }
 }
 
-/// A PMD entry: none, or a pointer to a PTE table (by pool index).
+/// A PMD entry: none, a pointer to a PTE table (by pool index), or a huge page
+/// (transparent huge page, or the huge zero page) mapped by the PMD itself.
 #[derive(Copy, Clone, PartialEq, Eq, Hash, Default)]
 pub struct Pmd(pub u64);
 
 impl Pmd {
     const PRESENT: u64 = 1;
+    /// `_PAGE_PSE`: the entry maps a huge page; its other bits are a [`Pte`]'s.
+    const HUGE: u64 = 1 << 6;
+    const TABLE_SHIFT: u32 = 12;
     /// `pmd_none`.
     pub const NONE: Pmd = Pmd(0);
     /// A PMD entry pointing at PTE table `table` (`pmd_populate`).
     pub fn table(table: TableId) -> Pmd {
-        Pmd(Self::PRESENT | ((table as u64) << 1))
+        Pmd(Self::PRESENT | ((table as u64) << Self::TABLE_SHIFT))
+    }
+    /// A huge PMD mapping what `pte` describes (`mk_huge_pmd`, `pmd_mkhuge`).
+    pub fn huge(pte: Pte) -> Pmd {
+        Pmd(pte.0 | Self::HUGE)
     }
     /// `pmd_none`.
     pub fn is_none(self) -> bool {
         self.0 & Self::PRESENT == 0
     }
-    /// The PTE table this entry points at (`pmd_page`).
+    /// `pmd_trans_huge`.
+    pub fn is_huge(self) -> bool {
+        !self.is_none() && self.0 & Self::HUGE != 0
+    }
+    /// The PTE table this entry points at (`pmd_page`); only for a table entry.
     pub fn table_id(self) -> TableId {
-        (self.0 >> 1) as TableId
+        debug_assert!(!self.is_huge(), "a huge PMD has no PTE table");
+        (self.0 >> Self::TABLE_SHIFT) as TableId
+    }
+    /// A huge entry's page and bits, read like a PTE (`pmd_write`, `pmd_dirty`,
+    /// `pmd_pfn`, ...).
+    pub fn leaf(self) -> Pte {
+        Pte(self.0 & !Self::HUGE)
     }
 }
 
@@ -164,10 +182,17 @@ impl std::fmt::Debug for Pmd {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if self.is_none() {
             f.write_str("none")
+        } else if self.is_huge() {
+            write!(f, "huge {:?}", self.leaf())
         } else {
             write!(f, "table{}", self.table_id())
         }
     }
+}
+
+/// The PMD-aligned start of the PMD range holding `addr`.
+pub fn pmd_start(addr: Addr) -> Addr {
+    addr / PMD_SIZE * PMD_SIZE
 }
 
 /// Index of a PTE table in the [`TablePool`].

@@ -55,7 +55,8 @@ impl Pin {
 impl Kernel {
     /// A user load (`write == None`) or store of `value` at `addr` by a thread of `mm` on
     /// `cpu`. The access is the hardware's: a page walk and the access itself, atomic with
-    /// respect to IPIs (so modeled as an interrupts-off section). A missing or read-only
+    /// respect to IPIs (so modeled as an interrupts-off section); a huge PMD maps its page
+    /// directly. A missing or read-only
     /// PTE raises a page fault (`do_user_addr_fault`): `mmap_read_lock`, `access_error`
     /// against the vma (SIGSEGV), `handle_mm_fault`, retry the access.
     pub fn user_access(
@@ -68,9 +69,19 @@ impl Kernel {
         for _ in 0..self.gup_retries_max {
             self.local_irq_disable(cpu);
             let mut done = None;
-            if let Some((table_id, table)) = self.pte_table(mm, addr) {
-                let pte = table.get(addr);
-                self.oracle.check_table_read(table_id, mm, "user_access");
+            // The hardware walk: the PMD, then the PTE, or the huge PMD's own page.
+            let pmd = self.pmd_read(mm, addr);
+            let leaf = if pmd.is_none() {
+                None
+            } else if pmd.is_huge() {
+                Some(pmd.leaf())
+            } else {
+                let pte = self.tables.table(pmd.table_id()).get(addr);
+                self.oracle
+                    .check_table_read(pmd.table_id(), mm, "user_access");
+                Some(pte)
+            };
+            if let Some(pte) = leaf {
                 if pte.present() && (write.is_none() || pte.write()) {
                     let page = self.page(pte.pfn());
                     done = Some(match write {

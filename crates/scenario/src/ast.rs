@@ -69,6 +69,8 @@ pub struct MapDecl {
     pub addr: u64,
     /// Initial contents.
     pub init: Init,
+    /// `thp=yes`: `madvise(MADV_HUGEPAGE)` right after mmap, so faults map huge PMDs.
+    pub thp: bool,
 }
 
 /// A page of a mapping: `NAME` or `NAME+N`.

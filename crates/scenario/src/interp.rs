@@ -29,7 +29,7 @@ impl Scenario {
         let procs = self.processes.len();
         KernelConfig {
             policy,
-            nr_frames: 1 + file_pages + (map_pages as usize) * (procs + 2) + 2,
+            nr_frames: 2 + file_pages + (map_pages as usize) * (procs + 2) + 2,
             nr_tables: procs * (self.maps.len() + 1),
             nr_mms: procs,
             nr_cpus: self.threads.len().max(1),
@@ -104,7 +104,12 @@ fn run(sc: &std::sync::Arc<Scenario>, config: &KernelConfig) -> Vec<Violation> {
 fn setup(sc: &Scenario, k: &Kernel) {
     let task = Task::new(k, 0, 0);
     for m in &sc.maps {
-        let mapped = task.mmap(m.addr, m.pages, m.kind, m.prot);
+        let mut mapped = task.mmap(m.addr, m.pages, m.kind, m.prot);
+        if m.thp && mapped.is_ok() {
+            mapped = k
+                .madvise_hugepage(0, m.addr, m.pages * PAGE_SIZE)
+                .map(|()| m.addr);
+        }
         tracing::trace!(target: "cowbreak::scenario", func = "setup", map = m.name.as_str(), addr = m.addr, result = ?mapped);
         for page in 0..m.pages {
             let addr = m.addr + page * PAGE_SIZE;

@@ -20,6 +20,7 @@ builtin! {
     "fast-gup-vs-fork.scn",
     "fast-gup-vs-munmap-without-ipi.scn",
     "fast-gup-vs-munmap.scn",
+    "huge-dirty-cow.scn",
     "ro-mapping-rw-pinned-page.scn",
     "ro-pin-exclusive.scn",
     "ro-pin-fast-exclusive.scn",

@@ -9,7 +9,7 @@
 use std::fmt;
 
 use cowbreak_mm::mmap::{MapKind, Prot};
-use cowbreak_mm::pgtable::{PMD_SIZE, PTRS_PER_PMD, TASK_SIZE};
+use cowbreak_mm::pgtable::{PMD_SIZE, PTRS_PER_PMD, PTRS_PER_PTE, TASK_SIZE};
 use cowbreak_mm::{suggest, Era, PinMode, ViolationKind, PAGE_SIZE, SWITCHES};
 
 use crate::ast::{FileDecl, Init, Loc, MapDecl, Op, Scenario, Step, ThreadDecl};
@@ -610,10 +610,11 @@ impl Parser<'_> {
                 &kinds,
             ));
         }
+        let mut thp = None;
         let (mut pages, mut prot_v, mut file, mut at, mut init) =
             (1u64, Prot::RW, None, None, Init::Untouched);
         let mut file_col = kt.col;
-        for (k, v) in line.options(&["pages", "prot", "file", "at", "write", "read"])? {
+        for (k, v) in line.options(&["pages", "prot", "file", "at", "write", "read", "thp"])? {
             match k.as_str() {
                 "pages" => {
                     pages = number(line, &v, "a page count", PTRS_PER_PMD as u64 * 8)?;
@@ -645,6 +646,15 @@ impl Parser<'_> {
                 "write" => {
                     init = Init::Written(number(line, &v, "a value", u32::MAX as u64)? as u32)
                 }
+                "thp" => match v.text.as_str() {
+                    "yes" => thp = Some(v.col),
+                    "no" => {}
+                    _ => {
+                        return Err(
+                            line.err(v.col, format!("expected `yes` or `no`, found `{}`", v.text))
+                        )
+                    }
+                },
                 "read" => match v.text.as_str() {
                     "yes" => init = Init::Read,
                     "no" => {}
@@ -723,6 +733,17 @@ impl Parser<'_> {
                 ),
             ));
         }
+        if let Some(col) = thp {
+            if kind != MapKind::PrivateAnon || pages != PTRS_PER_PTE as u64 || addr % PMD_SIZE != 0
+            {
+                return Err(line.err(
+                    col,
+                    format!(
+                        "expected `thp=yes` on a PMD-aligned `private-anon` mapping of exactly {PTRS_PER_PTE} pages (one huge page); splitting huge pages is not modeled"
+                    ),
+                ));
+            }
+        }
         self.sc.maps.push(MapDecl {
             name: name.text,
             kind,
@@ -730,6 +751,7 @@ impl Parser<'_> {
             prot: prot_v,
             addr,
             init,
+            thp: thp.is_some(),
         });
         Ok(())
     }

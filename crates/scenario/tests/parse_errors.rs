@@ -199,9 +199,17 @@ bad! {
     option_given_twice: "scenario s\nmap m private-anon pages=1 pages=2\n"
         => 2:28 "expected each option once, found `pages` again";
     unknown_option_gets_a_suggestion: "scenario s\nmap m private-anon page=2\n"
-        => 2:20 "expected one of `pages`, `prot`, `file`, `at`, `write`, `read`, found `page` (did you mean `pages`?)";
+        => 2:20 "expected one of `pages`, `prot`, `file`, `at`, `write`, `read`, `thp`, found `page` (did you mean `pages`?)";
+    thp_on_a_file_mapping: "scenario s\nfile f pages=8\nmap m private-file file=f pages=8 thp=yes\n"
+        => 3:39 "expected `thp=yes` on a PMD-aligned `private-anon` mapping of exactly 8 pages";
+    thp_on_a_partial_huge_page: "scenario s\nmap m private-anon pages=4 thp=yes\n"
+        => 2:32 "splitting huge pages is not modeled";
+    thp_misaligned: "scenario s\nmap m private-anon pages=8 at=0x9000 thp=yes\n"
+        => 2:42 "expected `thp=yes` on a PMD-aligned";
+    thp_bad_value: "scenario s\nmap m private-anon pages=8 thp=maybe\n"
+        => 2:32 "expected `yes` or `no`, found `maybe`";
     option_without_value: "scenario s\nmap m private-anon rw\n"
-        => 2:20 "expected an option (`pages=`, `prot=`, `file=`, `at=`, `write=`, `read=`), found `rw`";
+        => 2:20 "expected an option (`pages=`, `prot=`, `file=`, `at=`, `write=`, `read=`, `thp=`), found `rw`";
     bad_protection: "scenario s\nmap m private-anon prot=wr\n"
         => 2:25 "expected a protection (`r`, `rw` or `none`), found `wr`";
     read_neither_yes_nor_no: "scenario s\nmap m private-anon read=maybe\n"

@@ -50,3 +50,31 @@ fn rw_pin_then_fork_v4_9_fails() {
     );
     assert_eq!(out.kinds(), vec![ViolationKind::PinCoherence], "{out:#?}");
 }
+
+/// The whole built-in library on every era, exhaustively at preemption bound 2 under
+/// weak memory: loom finds exactly what each scenario's history expects, no more (no
+/// weak-memory-only breakage in the fixed eras) and no less.
+#[test]
+fn the_library_matches_the_kernel_history_under_loom() {
+    let mut wrong = Vec::new();
+    for sc in cowbreak::scenario::library::all().unwrap() {
+        if sc.check_loom_limits().is_err() {
+            continue;
+        }
+        for era in Era::ALL {
+            let out = explore_loom(
+                PREEMPTION_BOUND,
+                sc.execution(sc.kernel_config(sc.policy(era))),
+            );
+            if out.kinds() != sc.expected_on(era) {
+                wrong.push(format!(
+                    "{} on {era}: expected {:?}, found {:?}",
+                    sc.name,
+                    sc.expected_on(era),
+                    out.violations
+                ));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}

@@ -18,8 +18,7 @@ use cowbreak_sync::atomic::{AtomicU64, Ordering::SeqCst};
 use cowbreak_sync::{thread, Arc};
 use serde_json::{json, Value};
 
-use crate::cli::{builtins, Fail};
-use crate::project_root;
+use crate::cli::{build_runner, builtins, Fail};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -214,32 +213,6 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
         println!("figures written to {}", path.display());
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Build the runner for `cfg` in its own target directory.
-fn build_runner(cfg: &str, dir: &str) -> Result<PathBuf, Fail> {
-    let root = project_root();
-    eprintln!("building the runner with --cfg {cfg} in {dir} ...");
-    let ok = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .current_dir(&root)
-        .args([
-            "build",
-            "--quiet",
-            "--release",
-            "-p",
-            "cowbreak",
-            "--bin",
-            "cowbreak-runner",
-        ])
-        .env("RUSTFLAGS", format!("--cfg {cfg}"))
-        .env("CARGO_TARGET_DIR", root.join(dir))
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    if !ok {
-        return Err(Fail::bad(format!("building the {cfg} runner failed")));
-    }
-    Ok(root.join(dir).join("release/cowbreak-runner"))
 }
 
 /// Run the runner on `sc`, killing it after `seconds`; `None` on timeout.

@@ -189,28 +189,14 @@ fn loom(req: &CheckRequest, args: &Args) -> Result<CheckReport, Fail> {
     std::fs::create_dir_all(file.parent().expect("has a parent"))
         .map_err(|e| Fail::bad(e.to_string()))?;
     std::fs::write(&file, &req.scenario.text).map_err(|e| Fail::bad(e.to_string()))?;
-    eprintln!("building and running the loom runner (--cfg loom, target/loom) ...");
-    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    cmd.current_dir(&root)
-        .args([
-            "run",
-            "--quiet",
-            "--release",
-            "-p",
-            "cowbreak",
-            "--bin",
-            "cowbreak-runner",
-            "--",
-        ])
-        .arg(&file)
-        .args([
-            "--era",
-            req.era.name(),
-            "--preemption-bound",
-            &args.preemption_bound.to_string(),
-        ])
-        .env("RUSTFLAGS", "--cfg loom")
-        .env("CARGO_TARGET_DIR", root.join("target/loom"));
+    let bin = crate::cli::build_runner("loom", "target/loom")?;
+    let mut cmd = Command::new(bin);
+    cmd.arg(&file).args([
+        "--era",
+        req.era.name(),
+        "--preemption-bound",
+        &args.preemption_bound.to_string(),
+    ]);
     for (name, on) in &req.switches {
         cmd.arg("--switch")
             .arg(format!("{name}={}", if *on { "on" } else { "off" }));

@@ -2,11 +2,14 @@
 //! command line, and failing with the right exit code.
 
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::process::ExitCode;
 
 use cowbreak_mm::{suggest, Era, SWITCHES};
 use cowbreak_scenario::{library, Scenario};
+
+use crate::project_root;
 
 /// Exit codes (DESIGN.md): 0 nothing violated / replay reproduced, 1 violation found,
 /// 2 bad input or usage, 3 replay diverged.
@@ -103,4 +106,30 @@ pub fn switches(args: &[String]) -> Result<Vec<(String, bool)>, Fail> {
             Ok((name.to_string(), on))
         })
         .collect()
+}
+
+/// Build the runner for `cfg` in its own target directory.
+pub fn build_runner(cfg: &str, dir: &str) -> Result<PathBuf, Fail> {
+    let root = project_root();
+    eprintln!("building the runner with --cfg {cfg} in {dir} ...");
+    let ok = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .current_dir(&root)
+        .args([
+            "build",
+            "--quiet",
+            "--release",
+            "-p",
+            "cowbreak",
+            "--bin",
+            "cowbreak-runner",
+        ])
+        .env("RUSTFLAGS", format!("--cfg {cfg}"))
+        .env("CARGO_TARGET_DIR", root.join(dir))
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !ok {
+        return Err(Fail::bad(format!("building the {cfg} runner failed")));
+    }
+    Ok(root.join(dir).join("release/cowbreak-runner"))
 }

@@ -161,25 +161,41 @@ impl Kernel {
             return Follow::NoPage;
         }
         let pfn = self.vm_normal_page(pte).unwrap_or(ZERO_PFN);
-        if flags & foll::WRITE != 0 && !self.can_follow_write_pte(pte, pfn, vma, flags) {
-            return Follow::NoPage;
-        }
-        if !pte.write() && self.gup_must_unshare(flags, pfn, Some(vma)) {
-            return Follow::Unshare;
-        }
-        let mut pin = None;
-        if flags & (foll::GET | foll::PIN) != 0 {
-            let refs = self.try_grab_page(pfn, flags);
-            if let Some(i) = intent {
-                pin =
-                    Some(
-                        self.oracle
-                            .on_pin(i.holder, addr, pfn, i.write, refs, "follow_page_pte"),
-                    );
-            }
-        }
+        let pin = match self.follow_leaf(pte, pfn, vma, addr, flags, intent, "follow_page_pte") {
+            Ok(pin) => pin,
+            Err(no) => return no,
+        };
         tracing::trace!(target: "cowbreak::mm", mm, func = "follow_page_pte", addr, pte = ?pte, pfn, flags = %foll::names(flags));
         Follow::Page(pfn, pin)
+    }
+
+    /// What `follow_page_pte` and `follow_trans_huge_pmd` share once they hold the
+    /// entry (`leaf`, mapping `pfn`) under the lock: FOLL_WRITE needs
+    /// `can_follow_write_pte` / `can_follow_write_pmd`; from v5.19 a R/O pin that
+    /// `gup_must_unshare` is -EMLINK; then `try_grab_page`, recorded by the oracle for a
+    /// pin.
+    #[allow(clippy::too_many_arguments)]
+    fn follow_leaf(
+        &self,
+        leaf: Pte,
+        pfn: Pfn,
+        vma: &Vma,
+        addr: Addr,
+        flags: u32,
+        intent: Option<PinIntent>,
+        at: &'static str,
+    ) -> Result<Option<PinId>, Follow> {
+        if flags & foll::WRITE != 0 && !self.can_follow_write_pte(leaf, pfn, vma, flags) {
+            return Err(Follow::NoPage);
+        }
+        if !leaf.write() && self.gup_must_unshare(flags, pfn, Some(vma)) {
+            return Err(Follow::Unshare);
+        }
+        if flags & (foll::GET | foll::PIN) == 0 {
+            return Ok(None);
+        }
+        let refs = self.try_grab_page(pfn, flags);
+        Ok(intent.map(|i| self.oracle.on_pin(i.holder, addr, pfn, i.write, refs, at)))
     }
 
     /// `follow_page_mask`: a huge PMD goes to `follow_trans_huge_pmd`, anything else to
@@ -221,26 +237,11 @@ impl Kernel {
         }
         let leaf = pmd.leaf();
         let pfn = leaf.pfn();
-        if flags & foll::WRITE != 0 && !self.can_follow_write_pte(leaf, pfn, vma, flags) {
-            return Follow::NoPage;
-        }
-        if !leaf.write() && self.gup_must_unshare(flags, pfn, Some(vma)) {
-            return Follow::Unshare;
-        }
-        let mut pin = None;
-        if flags & (foll::GET | foll::PIN) != 0 {
-            let refs = self.try_grab_page(pfn, flags);
-            if let Some(i) = intent {
-                pin = Some(self.oracle.on_pin(
-                    i.holder,
-                    addr,
-                    pfn,
-                    i.write,
-                    refs,
-                    "follow_trans_huge_pmd",
-                ));
-            }
-        }
+        let pin =
+            match self.follow_leaf(leaf, pfn, vma, addr, flags, intent, "follow_trans_huge_pmd") {
+                Ok(pin) => pin,
+                Err(no) => return no,
+            };
         if flags & foll::TOUCH != 0 {
             let mut entry = leaf.mkyoung();
             if flags & foll::WRITE != 0 || !self.policy.touch_pmd_dirty_only_on_write {

@@ -83,24 +83,16 @@ impl Kernel {
             };
             if let Some(pte) = leaf {
                 if pte.present() && (write.is_none() || pte.write()) {
-                    let page = self.page(pte.pfn());
-                    done = Some(match write {
-                        Some(value) => {
-                            let stamp = Stamp::by_mm(mm, value);
-                            page.data.store(stamp.0, SeqCst);
-                            let private = self.oracle.is_private_mapping(mm, addr);
-                            self.oracle
-                                .on_write(mm, addr, pte.pfn(), private, "user_access");
-                            tracing::trace!(target: "cowbreak::mm", cpu, mm, func = "user_write", addr, pfn = pte.pfn(), ?stamp);
-                            stamp
-                        }
-                        None => {
-                            let stamp = Stamp(page.data.load(SeqCst));
-                            self.oracle.check_live(pte.pfn(), "user_access");
-                            tracing::trace!(target: "cowbreak::mm", cpu, mm, func = "user_read", addr, pfn = pte.pfn(), ?stamp);
-                            stamp
-                        }
-                    });
+                    let private = || self.oracle.is_private_mapping(mm, addr);
+                    done = Some(self.access_page(
+                        cpu,
+                        mm,
+                        addr,
+                        pte.pfn(),
+                        write,
+                        private,
+                        "user_access",
+                    ));
                 }
             }
             self.local_irq_enable(cpu);
@@ -127,6 +119,37 @@ impl Kernel {
         Err(Errno::EFAULT)
     }
 
+    /// The access itself: store `value` (stamped as written by `mm`) into, or load
+    /// from, the page's data, and tell the oracle where a store landed.
+    #[allow(clippy::too_many_arguments)]
+    fn access_page(
+        &self,
+        cpu: usize,
+        mm: MmId,
+        addr: Addr,
+        pfn: Pfn,
+        write: Option<u32>,
+        private: impl FnOnce() -> bool,
+        at: &'static str,
+    ) -> Stamp {
+        let page = self.page(pfn);
+        match write {
+            Some(value) => {
+                let stamp = Stamp::by_mm(mm, value);
+                page.data.store(stamp.0, SeqCst);
+                self.oracle.on_write(mm, addr, pfn, private(), at);
+                tracing::trace!(target: "cowbreak::mm", cpu, mm, func = at, addr, pfn, ?stamp, "write");
+                stamp
+            }
+            None => {
+                let stamp = Stamp(page.data.load(SeqCst));
+                self.oracle.check_live(pfn, at);
+                tracing::trace!(target: "cowbreak::mm", cpu, mm, func = at, addr, pfn, ?stamp, "read");
+                stamp
+            }
+        }
+    }
+
     /// `mem_rw` -> `access_remote_vm` on `/proc/<mm>/mem`: `mmap_read_lock`,
     /// `get_user_pages_remote` with FOLL_FORCE (| FOLL_WRITE), copy one word to or from
     /// the page, `put_page`. A forced write may COW through a read-only private mapping:
@@ -145,22 +168,8 @@ impl Kernel {
         let vmas = self.mm(mm).mmap_lock.read();
         let got = self.__get_user_pages(cpu, mm, &vmas, addr, 1, flags, None)?;
         let pfn = got[0].pfn;
-        let page = self.page(pfn);
-        let stamp = match write {
-            Some(value) => {
-                let stamp = Stamp::by_mm(mm, value);
-                page.data.store(stamp.0, SeqCst);
-                let private = vmas.lookup(addr).map_or(true, |v| v.is_private());
-                self.oracle
-                    .on_write(mm, addr, pfn, private, "access_remote_vm");
-                tracing::trace!(target: "cowbreak::mm", cpu, mm, func = "access_remote_vm", addr, pfn, ?stamp, "forced write");
-                stamp
-            }
-            None => {
-                self.oracle.check_live(pfn, "access_remote_vm");
-                Stamp(page.data.load(SeqCst))
-            }
-        };
+        let private = || vmas.lookup(addr).map_or(true, |v| v.is_private());
+        let stamp = self.access_page(cpu, mm, addr, pfn, write, private, "access_remote_vm");
         self.put_page(pfn, "access_remote_vm");
         Ok(stamp)
     }

@@ -159,7 +159,11 @@ fn print_report(report: &CheckReport, paths: &[PathBuf], json: bool) {
         .get("iterations")
         .and_then(|v| v.as_u64())
         .unwrap_or(0);
-    if report.backend == "pct" && report.executions < asked {
+    let stopped_by_failure = report
+        .violations
+        .iter()
+        .any(|r| r.found.violation.at == "scheduler" || r.found.violation.at == "model panic");
+    if report.backend == "pct" && report.executions < asked && !stopped_by_failure {
         println!(
             "(PCT stopped after {} execution(s): no two threads were ever runnable at once, so this is the only schedule)",
             report.executions
@@ -203,22 +207,23 @@ fn loom(req: &CheckRequest, args: &Args) -> Result<CheckReport, Fail> {
     }
     let out = cmd
         .output()
-        .map_err(|e| Fail::bad(format!("cannot run cargo for the loom runner: {e}")))?;
-    if !out.status.success() {
-        return Err(Fail {
-            code: 2,
-            message: format!(
-                "the loom runner failed:\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            ),
-        });
-    }
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| {
-        Fail::bad(format!(
-            "the loom runner printed no JSON ({e}): {}",
-            String::from_utf8_lossy(&out.stdout)
-        ))
-    })?;
+        .map_err(|e| Fail::bad(format!("cannot run the loom runner: {e}")))?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let v: serde_json::Value = if out.status.success() {
+        serde_json::from_slice(&out.stdout).map_err(|e| {
+            Fail::bad(format!(
+                "the loom runner printed no JSON ({e}): {}",
+                String::from_utf8_lossy(&out.stdout)
+            ))
+        })?
+    } else if let Some(line) = stderr.lines().find(|l| l.starts_with("deadlock")) {
+        // loom aborts the process on a deadlock (model threads are still alive, so it
+        // cannot unwind): report it as shuttle does, and let the re-find give a schedule.
+        json!({"executions": 0, "elapsed_ms": 0, "violations": [
+            {"kind": "deadlock", "at": "scheduler", "message": line, "first_at_execution": 0}]})
+    } else {
+        return Err(Fail::bad(format!("the loom runner failed:\n{stderr}")));
+    };
     let mut params = std::collections::BTreeMap::new();
     params.insert("preemption_bound".to_string(), json!(args.preemption_bound));
     let mut violations = Vec::new();

@@ -402,3 +402,39 @@ fn the_matrix_agrees_with_the_kernel_history() {
         }
     }
 }
+
+/// Threads that wait for each other forever: a deadlock violation with a replayable
+/// trace from shuttle, and from loom (which aborts its runner on a deadlock) the same,
+/// never a crash of the command.
+#[test]
+fn a_deadlocking_scenario_is_a_violation_on_every_backend() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("deadlock.scn");
+    std::fs::write(
+        &f,
+        "scenario deadlock\nmap buf private-anon pages=1 prot=rw write=1\nthread a:\n    wait x\n    signal y\nthread b:\n    wait y\n    signal x\n",
+    )
+    .unwrap();
+    for backend in ["pct", "random", "loom"] {
+        let o = xtask(
+            &[
+                "check",
+                f.to_str().unwrap(),
+                "--era",
+                "v5.9",
+                "--backend",
+                backend,
+                "--json",
+            ],
+            dir.path(),
+        );
+        assert_eq!(code(&o), 1, "{backend}: {}", stderr(&o));
+        let v = json(&o);
+        assert_eq!(v["violations"][0]["kind"], "deadlock", "{backend}: {v}");
+        let trace = dir
+            .path()
+            .join(v["violations"][0]["trace"].as_str().unwrap());
+        let r = xtask(&["replay", trace.to_str().unwrap()], dir.path());
+        assert_eq!(code(&r), 0, "{backend}: {}", stderr(&r));
+    }
+}

@@ -225,11 +225,9 @@ where
     };
     let runner = Runner::new(sched, config(steps_max));
     let result = quietly(|| catch_unwind(AssertUnwindSafe(|| runner.run(body))));
-    let mut shared = Arc::try_unwrap(shared)
-        .ok()
-        .expect("runner finished")
-        .into_inner()
-        .unwrap_or_else(|p| p.into_inner());
+    // A failed execution leaks its tasks (and their clones of `shared`): take the
+    // results out rather than unwrap the Arc.
+    let mut shared = std::mem::take(&mut *shared.lock().unwrap_or_else(|p| p.into_inner()));
     match result {
         Ok(_) => shared.finish_execution(steps_max),
         Err(payload) => {

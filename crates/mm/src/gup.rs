@@ -125,7 +125,7 @@ impl Kernel {
         if is_zero_pfn(pfn) || !self.page_anon(pfn) {
             return self.policy.unshare_any_cow_mapping
                 && flags & foll::LONGTERM != 0
-                && vma.map_or(true, |v| is_cow_mapping(v.flags));
+                && vma.is_none_or(|v| is_cow_mapping(v.flags));
         }
         !self.page(pfn).test(pg::ANON_EXCLUSIVE)
     }
@@ -315,6 +315,7 @@ impl Kernel {
     /// (a COW mapping and FOLL_GET or FOLL_PIN) adds FOLL_WRITE after the vma check.
     /// The kernel's loop is unbounded; the model reports `livelock` past
     /// `gup_retries_max` rounds for one page.
+    #[allow(clippy::too_many_arguments)]
     pub fn __get_user_pages(
         &self,
         cpu: usize,
@@ -496,7 +497,7 @@ impl Kernel {
         } else {
             None
         };
-        if sample.map_or(true, |s| s % 2 == 0) {
+        if sample.is_none_or(|s| s % 2 == 0) {
             let mut walk_flags = gup_flags;
             if self.policy.force_cow_break_on_gup {
                 walk_flags |= foll::WRITE;

@@ -26,7 +26,7 @@ impl Kernel {
     /// `local_irq_save` on `cpu`.
     pub(crate) fn local_irq_disable(&self, cpu: usize) {
         let e = self.cpus[cpu].epoch.fetch_add(1, SeqCst);
-        debug_assert!(e % 2 == 0, "nested local_irq_disable on cpu{cpu}");
+        debug_assert!(e.is_multiple_of(2), "nested local_irq_disable on cpu{cpu}");
         fence(SeqCst);
     }
 

@@ -76,7 +76,11 @@ fn split_at(v: &mut Vmas, start: Addr, end: Addr) {
 /// The syscalls' argument checks: page-aligned, non-empty, below TASK_SIZE; returns the end.
 fn check_range(start: Addr, len: u64) -> Result<Addr, Errno> {
     let end = start.checked_add(len).ok_or(Errno::EINVAL)?;
-    if start % PAGE_SIZE != 0 || len == 0 || len % PAGE_SIZE != 0 || end > TASK_SIZE {
+    if !start.is_multiple_of(PAGE_SIZE)
+        || len == 0
+        || !len.is_multiple_of(PAGE_SIZE)
+        || end > TASK_SIZE
+    {
         return Err(Errno::EINVAL);
     }
     Ok(end)

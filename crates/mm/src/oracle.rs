@@ -460,7 +460,7 @@ impl Oracle {
                     format!("mm{holder} pinned pfn {pfn} at {addr:#x}, which it no longer maps"),
                 );
             }
-            let private = mapped.map_or(true, |(_, private)| private);
+            let private = mapped.is_none_or(|(_, private)| private);
             let id = s.next_pin;
             s.next_pin += 1;
             s.pins.insert(
@@ -484,7 +484,7 @@ impl Oracle {
     pub(crate) fn is_private_mapping(&self, mm: MmId, addr: Addr) -> bool {
         self.st.with(|s| {
             let key = s.key(mm, addr);
-            s.rmap.get(&key).map_or(true, |&(_, private)| private)
+            s.rmap.get(&key).is_none_or(|&(_, private)| private)
         })
     }
 

@@ -168,7 +168,7 @@ impl Kernel {
         let vmas = self.mm(mm).mmap_lock.read();
         let got = self.__get_user_pages(cpu, mm, &vmas, addr, 1, flags, None)?;
         let pfn = got[0].pfn;
-        let private = || vmas.lookup(addr).map_or(true, |v| v.is_private());
+        let private = || vmas.lookup(addr).is_none_or(|v| v.is_private());
         let stamp = self.access_page(cpu, mm, addr, pfn, write, private, "access_remote_vm");
         self.put_page(pfn, "access_remote_vm");
         Ok(stamp)

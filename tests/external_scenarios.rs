@@ -38,6 +38,7 @@ fn external_scenarios_match_their_expect_lines_on_every_era() {
                 seed: 3,
                 steps_max: 20_000,
                 stop_after_first: false,
+                progress: None,
             };
             let outcome = explore_shuttle(&cfg, sc.execution(sc.kernel_config(sc.policy(era))));
             let want = sc.expected_on(era);

@@ -40,6 +40,7 @@ fn every_builtin_matches_the_kernel_history_on_every_era() {
                 seed: 1,
                 steps_max: 20_000,
                 stop_after_first: false,
+                progress: None,
             };
             let out = explore_shuttle(&cfg, sc.execution(sc.kernel_config(sc.policy(era))));
             let want = sc.expected_on(era);

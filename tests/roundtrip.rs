@@ -19,6 +19,7 @@ fn request(name: &str, era: Era, seed: u64) -> CheckRequest {
             seed,
             steps_max: 20_000,
             stop_after_first: false,
+            progress: None,
         },
     }
 }

@@ -60,6 +60,7 @@ fn throughput(iterations: usize) -> ShuttleConfig {
         seed: 0,
         steps_max: 20_000,
         stop_after_first: false,
+        progress: None,
     }
 }
 
@@ -147,6 +148,7 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
                     seed,
                     steps_max: 20_000,
                     stop_after_first: true,
+                    progress: None,
                 };
                 let o = explore_shuttle(&cfg, sc.execution(sc.kernel_config(sc.policy(era))));
                 if let Some(f) = o.violations.iter().find(|f| f.violation.kind == kind) {

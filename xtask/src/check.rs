@@ -49,6 +49,15 @@ pub struct Args {
     json: bool,
 }
 
+/// When the campaign started, for the heartbeat.
+static STARTED: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+
+/// A long campaign's heartbeat on stderr.
+fn heartbeat(executions: u64) {
+    let secs = STARTED.get().map_or(0.0, |t| t.elapsed().as_secs_f64());
+    eprintln!("  ... {executions} executions, {secs:.1} s");
+}
+
 pub fn strategy(backend: &str, depth: usize) -> Strategy {
     match backend {
         "random" => Strategy::Random,
@@ -71,7 +80,11 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
         seed: args.seed,
         steps_max: args.steps_max,
         stop_after_first: false,
+        // Campaigns of a few PROGRESS_EVERY executions finish in seconds: no heartbeat.
+        progress: (args.iterations as u64 >= 5 * cowbreak_explore::PROGRESS_EVERY)
+            .then_some(heartbeat as fn(u64)),
     };
+    STARTED.get_or_init(std::time::Instant::now);
     let req = CheckRequest {
         scenario,
         era,
@@ -273,6 +286,7 @@ fn loom_trace(
                 seed: i as u64,
                 steps_max: 20_000,
                 stop_after_first: false,
+                progress: None,
             },
             ..req.clone()
         };

@@ -128,6 +128,7 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
                         seed: args.seed,
                         steps_max: 20_000,
                         stop_after_first: false,
+                        progress: None,
                     },
                 };
                 let report = match campaign::check(&req) {

@@ -29,7 +29,9 @@ mod stress_backend;
 #[cfg(loom)]
 pub use loom_backend::explore_loom;
 #[cfg(all(not(loom), not(cowbreak_stress)))]
-pub use shuttle_backend::{explore_shuttle, replay_shuttle, ShuttleConfig, Strategy};
+pub use shuttle_backend::{
+    explore_shuttle, replay_shuttle, ShuttleConfig, Strategy, PROGRESS_EVERY,
+};
 #[cfg(all(not(loom), cowbreak_stress))]
 pub use stress_backend::explore_stress;
 
@@ -123,8 +125,10 @@ impl Collector {
         !self.found.is_empty()
     }
 
-    pub(crate) fn begin_execution(&mut self) {
+    /// Count one more execution; returns how many have begun.
+    pub(crate) fn begin_execution(&mut self) -> u64 {
         self.executions += 1;
+        self.executions
     }
 
     pub(crate) fn into_outcome(mut self) -> Outcome {

@@ -48,7 +48,13 @@ pub struct ShuttleConfig {
     /// End the campaign after the first execution that broke something (benchmarks of
     /// executions-to-first-violation); by default a campaign goes on collecting.
     pub stop_after_first: bool,
+    /// Called with the number of executions begun, every [`PROGRESS_EVERY`] executions:
+    /// a long campaign's heartbeat.
+    pub progress: Option<fn(u64)>,
 }
+
+/// How often [`ShuttleConfig::progress`] is called.
+pub const PROGRESS_EVERY: u64 = 10_000;
 
 impl Default for ShuttleConfig {
     fn default() -> Self {
@@ -58,6 +64,7 @@ impl Default for ShuttleConfig {
             seed: 0,
             steps_max: 20_000,
             stop_after_first: false,
+            progress: None,
         }
     }
 }
@@ -104,6 +111,7 @@ struct Recording<S> {
     shared: Arc<Mutex<Shared>>,
     steps_max: usize,
     stop_after_first: bool,
+    progress: Option<fn(u64)>,
 }
 
 impl<S: Scheduler> Scheduler for Recording<S> {
@@ -119,7 +127,10 @@ impl<S: Scheduler> Scheduler for Recording<S> {
         let s = self.inner.new_execution()?;
         shared.schedule = Schedule::new(s.seed);
         shared.started = true;
-        shared.collector.begin_execution();
+        let n = shared.collector.begin_execution();
+        if let Some(progress) = self.progress.filter(|_| n % PROGRESS_EVERY == 0) {
+            progress(n);
+        }
         Some(s)
     }
 
@@ -222,6 +233,7 @@ where
         shared: Arc::clone(&shared),
         steps_max,
         stop_after_first: cfg.stop_after_first,
+        progress: cfg.progress,
     };
     let runner = Runner::new(sched, config(steps_max));
     let result = quietly(|| catch_unwind(AssertUnwindSafe(|| runner.run(body))));

@@ -95,6 +95,10 @@ policy! {
     /// FOLL_PIN samples it before the walk (odd: slow path) and rechecks it after,
     /// unpinning and falling back to slow GUP if it moved.
     write_protect_seq = "57efa1fe5957", "v5.11";
+    /// `do_huge_pmd_wp_page` reuses a THP only if page_count == 1, not merely mapcount
+    /// == 1, closing CVE-2020-29374 for THP ("mm: COW fixes part 1", with 3bff7e3f1f16
+    /// and 53a05ad9f21d for swap, which is not modeled).
+    thp_reuse_only_if_refcount_one = "c145e0b47c77", "v5.18";
     /// PG_anon_exclusive: set on exclusively mapped anon pages; fork
     /// (`page_try_dup_anon_rmap`) copies a maybe-pinned exclusive page, else clears the
     /// flag; `do_wp_page` reuses an exclusive page, else refcount checks and
@@ -222,15 +226,12 @@ impl Era {
 
     /// What the model does not capture of the era's change, if anything.
     ///
-    /// v5.18 (THP and swap COW refcounting) and v6.1 (088b8aa537c2, barriers between
+    /// v5.18's swap COW refcounting and v6.1 (088b8aa537c2, barriers between
     /// `page_try_share_anon_rmap` on the swap and migration paths and fast GUP) change
-    /// paths the model does not have, so these presets equal their predecessors in every
-    /// modeled path.
+    /// paths the model does not have; v6.1 equals v6.0 in every modeled path.
     pub fn unmodeled(self) -> Option<&'static str> {
         match self {
-            Era::V5_18 => {
-                Some("53a05ad9f21d 3bff7e3f1f16 c145e0b47c77 THP and swap COW: not modeled")
-            }
+            Era::V5_18 => Some("3bff7e3f1f16 53a05ad9f21d swap COW: swap is not modeled"),
             Era::V6_1 => {
                 Some("088b8aa537c2 page_try_share_anon_rmap barriers: swap/migration not modeled")
             }
@@ -281,6 +282,9 @@ impl Era {
                 p.fork_copies_pinned_pages = true;
                 if self >= Era::V5_11 {
                     p.write_protect_seq = true;
+                }
+                if self >= Era::V5_18 {
+                    p.thp_reuse_only_if_refcount_one = true;
                 }
                 if self >= Era::V5_19 {
                     p.anon_exclusive = true;

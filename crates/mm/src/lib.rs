@@ -27,11 +27,10 @@
 //! - Transparent huge pages only as v4.x had them: a PMD maps the huge zero page or a
 //!   whole huge page (one frame), COW copies it whole, fork shares it, and ranges that
 //!   would split a huge PMD are refused (EINVAL). Splitting (THP COW splits from v5.8,
-//!   3917c80280c9), `gup_huge_pmd` in fast GUP (huge PMDs go to slow GUP) and the v5.18
-//!   refcount-based THP reuse are not modeled.
-//! - hugetlb, swap, KSM, migration and the LRU: the v5.18 and v6.1 changes live there,
-//!   so those presets equal their predecessors in every modeled path
-//!   ([`Era::unmodeled`]).
+//!   3917c80280c9) and `gup_huge_pmd` in fast GUP (huge PMDs go to slow GUP) are not
+//!   modeled.
+//! - hugetlb, swap, KSM, migration and the LRU: v5.18's swap changes and v6.1's
+//!   barriers live there ([`Era::unmodeled`]); v6.1 equals v6.0 in every modeled path.
 //! - TLBs: every access walks the page tables; a TLB shootdown is modeled only as the IPI
 //!   that waits for CPUs with interrupts off.
 //! - Split page-table locks (one lock per mm), the mmu_notifier, userfaultfd, soft-dirty.

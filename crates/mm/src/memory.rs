@@ -177,12 +177,15 @@ impl Kernel {
         }
     }
 
-    /// `do_huge_pmd_wp_page` as of v4.9: a write (or unshare) fault on a read-only huge
-    /// PMD. The huge zero page is always copied (`goto alloc`: a fresh zeroed huge page);
-    /// an anon huge page mapped once is reused (`page_trans_huge_mapcount == 1`; from
-    /// v5.19, `anon_exclusive`, PG_anon_exclusive decides), else copied whole.
-    /// Later kernels split the PMD and copy one small page instead (3917c80280c9, v5.8)
-    /// and reuse by refcount (c145e0b47c77, v5.18): not modeled; see the crate docs.
+    /// `do_huge_pmd_wp_page`: a write (or unshare) fault on a read-only huge PMD. The
+    /// huge zero page is always copied (`goto alloc`: a fresh zeroed huge page). An anon
+    /// huge page is reused when mapped once (`page_trans_huge_mapcount == 1`, i.e.
+    /// `reuse_swap_page`), from `thp_reuse_only_if_refcount_one` (v5.18, c145e0b47c77)
+    /// only if also page_count == 1, and from `anon_exclusive` (v5.19) whenever it is
+    /// PG_anon_exclusive; otherwise it is copied. The copy is of the whole huge page as in
+    /// v4.x: from v5.8 (3917c80280c9) the kernel splits the PMD and copies one small page
+    /// instead, which the model does not do (the verdicts are the same: the writer moves
+    /// off the shared page either way).
     fn do_huge_pmd_wp_page(
         &self,
         cpu: usize,
@@ -204,8 +207,9 @@ impl Kernel {
             {
                 true
             } else {
-                self.page(pfn).mapcount() == 1
-                    && (!self.policy.anon_exclusive || self.page(pfn).count() == 1)
+                let by_refcount =
+                    self.policy.thp_reuse_only_if_refcount_one || self.policy.anon_exclusive;
+                self.page(pfn).mapcount() == 1 && (!by_refcount || self.page(pfn).count() == 1)
             };
             if reuse {
                 if self.policy.anon_exclusive {

@@ -89,9 +89,15 @@ fn presets_follow_the_kernel_history() {
 }
 
 #[test]
-fn unmodeled_eras_equal_their_predecessor_in_modeled_paths() {
-    assert_eq!(Era::V5_18.policy(), Era::V5_11.policy());
+fn unmodeled_eras_say_what_they_leave_out() {
     assert_eq!(Era::V6_1.policy(), Era::V6_0.policy());
+    let mut p = Era::V5_11.policy();
+    p.set("thp_reuse_only_if_refcount_one", true).unwrap();
+    assert_eq!(
+        p,
+        Era::V5_18.policy(),
+        "v5.18 adds only the THP refcount rule"
+    );
     for era in [Era::V5_18, Era::V6_1] {
         assert!(
             era.unmodeled().is_some(),

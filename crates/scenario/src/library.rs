@@ -15,6 +15,7 @@ macro_rules! builtin {
 builtin! {
     "basic-cow-after-fork-mprotect.scn",
     "basic-cow-after-fork.scn",
+    "cve-2020-29374-thp.scn",
     "cve-2020-29374.scn",
     "dirty-cow.scn",
     "fast-gup-vs-fork.scn",

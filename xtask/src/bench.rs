@@ -91,6 +91,7 @@ fn baseline(
 fn last_buggy_era(sc: &Scenario) -> Option<(Era, ViolationKind)> {
     Era::ALL
         .into_iter()
+        .rev()
         .find_map(|e| sc.expected_on(e).first().map(|&k| (e, k)))
 }
 

@@ -209,7 +209,7 @@ pub struct Oracle {
     st: Ghost<State>,
 }
 
-/// A pin's ghost id, returned by [`Oracle::on_pin`].
+/// A pin's ghost id: the oracle tracks each pin from the grab to the unpin.
 pub type PinId = u64;
 
 impl Oracle {

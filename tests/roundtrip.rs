@@ -75,3 +75,26 @@ fn the_same_seed_gives_the_same_trace() {
     assert_eq!(traces(&a), traces(&b));
     assert!(!a.violations.is_empty());
 }
+
+#[test]
+fn a_sharded_campaign_runs_every_execution_and_is_reproducible() {
+    let req = request("fast-gup-vs-fork", Era::V5_9, 9);
+    let a = campaign::check_sharded(&req, 2).unwrap();
+    let b = campaign::check_sharded(&req, 2).unwrap();
+    assert_eq!(a.executions, 2000);
+    assert_eq!(a.params.get("jobs"), Some(&2.into()));
+    let sig = |r: &campaign::CheckReport| {
+        r.violations
+            .iter()
+            .map(|v| (v.found.first_at_execution, v.trace.clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(sig(&a), sig(&b));
+    assert!(a
+        .violations
+        .iter()
+        .any(|r| r.found.violation.kind == ViolationKind::PinCoherence));
+    for r in &a.violations {
+        assert!(campaign::replay(&r.trace, "sharded").unwrap().exact());
+    }
+}

@@ -35,6 +35,9 @@ pub struct Args {
     /// loom's preemption bound.
     #[arg(long, default_value_t = 2)]
     preemption_bound: usize,
+    /// Shuttle campaigns: split the executions over this many threads (seeds S, S+1, ...).
+    #[arg(long, default_value_t = 1)]
+    jobs: usize,
     /// Scheduling steps after which an execution counts as a livelock.
     #[arg(long, default_value_t = 20_000)]
     steps_max: usize,
@@ -71,8 +74,8 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
     let scenario = cli::scenario(&args.scenario)?;
     let era = cli::era(&args.era)?;
     let switches = cli::switches(&args.switches)?;
-    if args.depth == 0 {
-        return Err(Fail::bad("--depth must be at least 1"));
+    if args.depth == 0 || args.jobs == 0 {
+        return Err(Fail::bad("--depth and --jobs must be at least 1"));
     }
     let shuttle = ShuttleConfig {
         strategy: strategy(&args.backend, args.depth),
@@ -94,7 +97,7 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
     let report = if args.backend == "loom" {
         loom(&req, &args)?
     } else {
-        campaign::check(&req).map_err(|e| Fail::bad(e.to_string()))?
+        campaign::check_sharded(&req, args.jobs).map_err(|e| Fail::bad(e.to_string()))?
     };
     let paths = write_traces(&report.violations, &args.traces)?;
     print_report(&report, &paths, args.json);

@@ -110,17 +110,73 @@ fn params(cfg: &ShuttleConfig) -> BTreeMap<String, serde_json::Value> {
 
 /// Explore `req` and write a trace for every distinct violation.
 pub fn check(req: &CheckRequest) -> Result<CheckReport, cowbreak_mm::UnknownSwitch> {
+    check_sharded(req, 1)
+}
+
+/// [`check`] split over `jobs` OS threads: shard `i` explores its share of the
+/// iterations from seed `seed + i`, and the shards' violations are merged (distinct by
+/// kind and place, shortest schedule kept). Execution `k` of shard `i` counts as
+/// execution `(k - 1) * jobs + i + 1` of the campaign, as if the shards took turns. The
+/// same seed and `jobs` give the same outcome; another `jobs` explores other schedules.
+pub fn check_sharded(
+    req: &CheckRequest,
+    jobs: usize,
+) -> Result<CheckReport, cowbreak_mm::UnknownSwitch> {
     let policy = req.policy()?;
     let config = req.scenario.kernel_config(policy);
+    let jobs = jobs.clamp(1, req.shuttle.iterations.max(1));
     let started = Instant::now();
-    let outcome = explore_shuttle(&req.shuttle, req.scenario.execution(config));
+    let outcomes: Vec<crate::Outcome> = std::thread::scope(|s| {
+        let shards: Vec<_> = (0..jobs)
+            .map(|i| {
+                let shard = ShuttleConfig {
+                    iterations: req.shuttle.iterations / jobs
+                        + usize::from(i < req.shuttle.iterations % jobs),
+                    seed: req.shuttle.seed.wrapping_add(i as u64),
+                    // One heartbeat is enough.
+                    progress: req.shuttle.progress.filter(|_| i == 0),
+                    ..req.shuttle
+                };
+                let execution = req.scenario.execution(config.clone());
+                s.spawn(move || explore_shuttle(&shard, execution))
+            })
+            .collect();
+        shards
+            .into_iter()
+            .map(|h| h.join().expect("a shard panicked"))
+            .collect()
+    });
     let elapsed_ms = started.elapsed().as_millis();
+    let mut params = params(&req.shuttle);
+    if jobs > 1 {
+        params.insert("jobs".to_string(), jobs.into());
+    }
     let backend = BackendInfo {
         name: strategy_name(req.shuttle.strategy).to_string(),
-        params: params(&req.shuttle),
+        params,
     };
-    let violations = outcome
-        .violations
+    let executions = outcomes.iter().map(|o| o.executions).sum();
+    let mut merged: Vec<Found> = Vec::new();
+    for (i, outcome) in outcomes.into_iter().enumerate() {
+        for mut found in outcome.violations {
+            found.first_at_execution = (found.first_at_execution - 1) * jobs as u64 + i as u64 + 1;
+            let same = |f: &&mut Found| {
+                f.violation.kind == found.violation.kind && f.violation.at == found.violation.at
+            };
+            match merged.iter_mut().find(same) {
+                Some(kept) => {
+                    kept.first_at_execution = kept.first_at_execution.min(found.first_at_execution);
+                    if found.schedule_len < kept.schedule_len {
+                        let first = kept.first_at_execution;
+                        *kept = found;
+                        kept.first_at_execution = first;
+                    }
+                }
+                None => merged.push(found),
+            }
+        }
+    }
+    let violations = merged
         .into_iter()
         .map(|found| {
             let trace = trace_of(&req.scenario, req.era, &policy, &backend, &found);
@@ -132,7 +188,7 @@ pub fn check(req: &CheckRequest) -> Result<CheckReport, cowbreak_mm::UnknownSwit
         era: req.era.name().to_string(),
         backend: backend.name,
         params: backend.params,
-        executions: outcome.executions,
+        executions,
         elapsed_ms,
         violations,
     })

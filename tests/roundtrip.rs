@@ -41,10 +41,19 @@ fn a_shuttle_found_violation_replays_from_its_trace_file() {
     let replay = campaign::replay(&read, "t.json").unwrap();
     assert!(replay.exact(), "{:?}", replay.divergence);
     assert_eq!(replay.events, found.trace.events);
-    // The trace attributes events to the scenario's threads.
-    let threads: std::collections::BTreeSet<_> =
-        replay.events.iter().filter_map(|e| e.thread).collect();
-    assert_eq!(threads.into_iter().collect::<Vec<_>>(), vec![0, 1]);
+    // The trace attributes every event to a scenario thread (0, 1) or to `main` (setup
+    // and accounting, on the CPU after the threads').
+    let threads: std::collections::BTreeSet<_> = replay.events.iter().map(|e| e.thread).collect();
+    assert_eq!(
+        threads.into_iter().collect::<Vec<_>>(),
+        vec![Some(0), Some(1), Some(2)]
+    );
+    let names: Vec<_> = read
+        .threads
+        .iter()
+        .map(|t| (t.id, t.name.as_str()))
+        .collect();
+    assert_eq!(names, vec![(2, "main"), (0, "writer"), (1, "madviser")]);
 }
 
 #[test]

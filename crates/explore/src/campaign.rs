@@ -21,14 +21,15 @@ use crate::Found;
 /// that recorded it.
 pub const MODEL_VERSION: &str = concat!("cowbreak-mm ", env!("CARGO_PKG_VERSION"));
 
-/// Capture a replay's events, attributing each to the model thread that ran it (shuttle
-/// task n is scenario thread n - 1; task 0 sets up and accounts).
-fn capture<R>(f: impl FnOnce() -> R) -> (R, Vec<Event>) {
+/// Capture a replay of `scenario`'s execution, attributing each event to the model
+/// thread that ran it: shuttle task n is scenario thread n - 1, and task 0 (setup,
+/// joining, end-of-execution accounting) is shown as `main`, on the setup CPU.
+fn capture<R>(scenario: &Scenario, f: impl FnOnce() -> R) -> (R, Vec<Event>) {
+    let main = scenario.setup_cpu() as u32;
     cowbreak_trace::capture_with_threads(
-        || {
-            cowbreak_sync::current_task()?
-                .checked_sub(1)
-                .map(|t| t as u32)
+        move || match cowbreak_sync::current_task()? {
+            0 => Some(main),
+            task => Some(task as u32 - 1),
         },
         f,
     )
@@ -205,7 +206,9 @@ pub fn trace_of(
     let config = scenario.kernel_config(*policy);
     let (schedule, events) = match &found.schedule {
         Some(s) => {
-            let (_, events) = capture(|| replay_shuttle(s, scenario.execution(config.clone())));
+            let (_, events) = capture(scenario, || {
+                replay_shuttle(s, scenario.execution(config.clone()))
+            });
             (
                 Schedule {
                     encoding: "shuttle".into(),
@@ -237,16 +240,24 @@ pub fn trace_of(
         switches: policy.iter().map(|(n, v)| (n.to_string(), v)).collect(),
         backend: backend.clone(),
         schedule,
-        threads: scenario
-            .threads
-            .iter()
-            .enumerate()
-            .map(|(i, t)| ThreadInfo {
-                id: i as u32,
-                name: t.name.clone(),
-                process: scenario.processes[t.process].clone(),
-            })
-            .collect(),
+        // `main` (setup and accounting) first: it runs before and after the threads.
+        threads: std::iter::once(ThreadInfo {
+            id: scenario.setup_cpu() as u32,
+            name: "main".to_string(),
+            process: scenario.processes[0].clone(),
+        })
+        .chain(
+            scenario
+                .threads
+                .iter()
+                .enumerate()
+                .map(|(i, t)| ThreadInfo {
+                    id: i as u32,
+                    name: t.name.clone(),
+                    process: scenario.processes[t.process].clone(),
+                }),
+        )
+        .collect(),
         events,
         violation: ViolationRecord {
             kind: found.violation.kind.name().to_string(),
@@ -337,8 +348,9 @@ pub fn replay(trace: &TraceFile, origin: &str) -> Result<ReplayReport, BadTrace>
         ))
     })?;
     let config = scenario.kernel_config(policy);
-    let (result, events) =
-        capture(|| replay_shuttle(&trace.schedule.data, scenario.execution(config)));
+    let (result, events) = capture(&scenario, || {
+        replay_shuttle(&trace.schedule.data, scenario.execution(config))
+    });
     let divergence = cowbreak_trace::first_divergence(&trace.events, &events);
     Ok(match result {
         Ok(violations) => ReplayReport {

@@ -32,10 +32,16 @@ impl Scenario {
             nr_frames: 2 + file_pages + (map_pages as usize) * (procs + 2) + 2,
             nr_tables: procs * (self.maps.len() + 1),
             nr_mms: procs,
-            nr_cpus: self.threads.len().max(1),
+            // One CPU per thread, and one more for setup.
+            nr_cpus: self.setup_cpu() + 1,
             files: self.files.iter().map(|f| f.pages).collect(),
             gup_retries_max: 16,
         }
+    }
+
+    /// The CPU setup runs on: the one after the threads' CPUs.
+    pub fn setup_cpu(&self) -> usize {
+        self.threads.len()
     }
 
     /// Whether the scenario fits `backend`'s limits; the error says why not.
@@ -51,7 +57,7 @@ impl Scenario {
     }
 
     /// One execution of the scenario on a fresh kernel built from `config`: set up the
-    /// mappings in the initial process on CPU 0, run every thread, join, account, and
+    /// mappings in the initial process on the setup CPU, run every thread, join, account, and
     /// return the violations of the kinds the scenario checks.
     pub fn execution(
         &self,
@@ -100,9 +106,10 @@ fn run(sc: &std::sync::Arc<Scenario>, config: &KernelConfig) -> Vec<Violation> {
     v
 }
 
-/// `map` lines: mmap in the initial process, then fault pages in as asked.
+/// `map` lines: mmap in the initial process, then fault pages in as asked, on a CPU of
+/// its own (so that a trace tells setup from the scenario's threads).
 fn setup(sc: &Scenario, k: &Kernel) {
-    let task = Task::new(k, 0, 0);
+    let task = Task::new(k, sc.setup_cpu(), 0);
     for m in &sc.maps {
         let mut mapped = task.mmap(m.addr, m.pages, m.kind, m.prot);
         if m.thp && mapped.is_ok() {

@@ -73,6 +73,18 @@ fn split_at(v: &mut Vmas, start: Addr, end: Addr) {
     }
 }
 
+/// The checks of the madvise / mprotect family: the address space is alive (ESRCH) and
+/// every page of `[start, end)` is inside a vma (ENOMEM).
+fn check_mapped(v: &Vmas, start: Addr, end: Addr) -> Result<(), Errno> {
+    if v.dead {
+        return Err(Errno::ESRCH);
+    }
+    if page_range(start, end).any(|a| v.lookup(a).is_none()) {
+        return Err(Errno::ENOMEM);
+    }
+    Ok(())
+}
+
 /// The syscalls' argument checks: page-aligned, non-empty, below TASK_SIZE; returns the end.
 fn check_range(start: Addr, len: u64) -> Result<Addr, Errno> {
     let end = start.checked_add(len).ok_or(Errno::EINVAL)?;
@@ -197,12 +209,7 @@ impl Kernel {
     pub fn madvise_hugepage(&self, mm: MmId, start: Addr, len: u64) -> Result<(), Errno> {
         let end = check_range(start, len)?;
         let mut v = self.mm(mm).mmap_lock.write();
-        if v.dead {
-            return Err(Errno::ESRCH);
-        }
-        if page_range(start, end).any(|a| v.lookup(a).is_none()) {
-            return Err(Errno::ENOMEM);
-        }
+        check_mapped(&v, start, end)?;
         split_at(&mut v, start, end);
         for x in v
             .list
@@ -284,12 +291,7 @@ impl Kernel {
     ) -> Result<(), Errno> {
         let end = check_range(start, len)?;
         let v = self.mm(mm).mmap_lock.read();
-        if v.dead {
-            return Err(Errno::ESRCH);
-        }
-        if page_range(start, end).any(|a| v.lookup(a).is_none()) {
-            return Err(Errno::ENOMEM);
-        }
+        check_mapped(&v, start, end)?;
         if self.splits_huge_pmd(mm, start, end) {
             return Err(Errno::EINVAL);
         }
@@ -314,12 +316,7 @@ impl Kernel {
     ) -> Result<(), Errno> {
         let end = check_range(start, len)?;
         let mut v = self.mm(mm).mmap_lock.write();
-        if v.dead {
-            return Err(Errno::ESRCH);
-        }
-        if page_range(start, end).any(|a| v.lookup(a).is_none()) {
-            return Err(Errno::ENOMEM);
-        }
+        check_mapped(&v, start, end)?;
         if prot.write
             && v.list
                 .iter()

@@ -6,8 +6,10 @@
 
 use std::fmt;
 
+use crate::arch::Arch;
+
 macro_rules! policy {
-    ($( $(#[doc = $doc:literal])* $name:ident = $commit:literal, $kernel:literal; )*) => {
+    ($( $(#[doc = $doc:literal])* $name:ident = $commit:literal, $kernel:literal, $axis:ident; )*) => {
         /// The behaviour switches of the modeled kernel. `true` means the change is in.
         #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Default)]
         pub struct Policy {
@@ -25,6 +27,9 @@ macro_rules! policy {
             pub kernel: &'static str,
             /// What it changes, in one paragraph.
             pub doc: &'static str,
+            /// Which preset sets it: the era's, the architecture's, or neither (a
+            /// mechanism switch for experiments).
+            pub axis: Axis,
         }
 
         /// Every switch, in kernel-history order.
@@ -34,6 +39,7 @@ macro_rules! policy {
                 commit: $commit,
                 kernel: $kernel,
                 doc: concat!($($doc, "\n"),*),
+                axis: Axis::$axis,
             }, )*
         ];
 
@@ -62,65 +68,148 @@ macro_rules! policy {
     };
 }
 
+/// Which preset sets a switch.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Axis {
+    /// A kernel change: the era's preset sets it.
+    Era,
+    /// An architecture's behaviour: the architecture's preset sets it (see
+    /// [`Arch`](crate::Arch)).
+    Arch,
+    /// A mechanism every era and architecture has; off only in experiments.
+    Mechanism,
+}
+
+impl Axis {
+    /// `era`, `arch` or `mechanism`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Axis::Era => "era",
+            Axis::Arch => "arch",
+            Axis::Mechanism => "mechanism",
+        }
+    }
+}
+
 policy! {
     /// `faultin_page` no longer drops FOLL_WRITE after a COW on a !VM_WRITE vma; it sets
     /// FOLL_COW and `can_follow_write_pte` accepts a read-only PTE when FOLL_FORCE,
     /// FOLL_COW and pte_dirty (the Dirty COW fix); `can_follow_write_pmd` (8310d48b125d)
     /// applies the same rule to huge PMDs. Before: the retried lookup is a read.
-    foll_cow = "19be0eaffa3a 8310d48b125d", "v4.9";
+    foll_cow = "19be0eaffa3a 8310d48b125d", "v4.9", Era;
     /// `touch_pmd` (FOLL_TOUCH on a huge PMD in `follow_trans_huge_pmd`) marks the PMD
     /// dirty only for FOLL_WRITE; before, any lookup dirtied it, and `can_follow_write_pmd`
     /// then let a forced write through a read-only huge zero page (CVE-2017-1000405,
     /// "huge Dirty COW"). Backported to 4.4.103 and 4.9.66.
-    touch_pmd_dirty_only_on_write = "a8f97366452e", "v4.15";
+    touch_pmd_dirty_only_on_write = "a8f97366452e", "v4.15", Era;
     /// GUP (FOLL_GET, and FOLL_PIN where it exists) on a COW mapping adds FOLL_WRITE, so
     /// the page is COW-broken at GUP time; `can_follow_write_pte` drops the FOLL_FORCE
-    /// requirement; fast GUP walks with write=1 so read-only PTEs fall back to slow GUP.
-    /// In v5.8 (17839856fd58) and backported to 4.4.289 / 4.9.287; removed in v5.9
-    /// (a308c71bf1e6).
-    force_cow_break_on_gup = "17839856fd58", "v5.8";
+    /// requirement; the generic fast GUP walks with write=1 so read-only PTEs fall back to
+    /// slow GUP (x86's own fast GUP of 4.4.289 / 4.9.287 was not changed: see
+    /// `x86_gup_fast`). In v5.8 (17839856fd58) and backported to 4.4.289 / 4.9.287;
+    /// removed in v5.9 (a308c71bf1e6).
+    force_cow_break_on_gup = "17839856fd58", "v5.8", Era;
     /// Pins are FOLL_PIN references of `GUP_PIN_COUNTING_BIAS` (1024) rather than
     /// FOLL_GET references of 1, so `page_maybe_dma_pinned` can see them (FOLL_PIN
     /// eddb1c228f79 in v5.6, the bias 3faa52c03f44 in v5.7); `mm->has_pinned` is set.
-    foll_pin = "eddb1c228f79 3faa52c03f44", "v5.7";
+    foll_pin = "eddb1c228f79 3faa52c03f44", "v5.7", Era;
     /// `do_wp_page` reuses an anon page only if !KSM and page_count == 1, then trylock_page
     /// and recheck mapcount == 1 and count == 1; before, reuse when the mapcount is 1
     /// (`reuse_swap_page`).
-    reuse_only_if_refcount_one = "09854ba94c6a", "v5.9";
+    reuse_only_if_refcount_one = "09854ba94c6a", "v5.9", Era;
     /// fork's `copy_present_pte` gives the child a copy of a page that may be DMA-pinned
     /// (is_cow_mapping, mm->has_pinned, page_maybe_dma_pinned) instead of sharing it; the
     /// parent keeps its writable PTE (70e806e4e645, 008cfe4418b3).
-    fork_copies_pinned_pages = "70e806e4e645 008cfe4418b3", "v5.9";
+    fork_copies_pinned_pages = "70e806e4e645 008cfe4418b3", "v5.9", Era;
     /// fork wraps `copy_page_range` of COW mappings in `write_protect_seq`; fast GUP with
     /// FOLL_PIN samples it before the walk (odd: slow path) and rechecks it after,
     /// unpinning and falling back to slow GUP if it moved.
-    write_protect_seq = "57efa1fe5957", "v5.11";
+    write_protect_seq = "57efa1fe5957", "v5.11", Era;
     /// `do_huge_pmd_wp_page` reuses a THP only if page_count == 1, not merely mapcount
     /// == 1, closing CVE-2020-29374 for THP ("mm: COW fixes part 1", with 3bff7e3f1f16
     /// and 53a05ad9f21d for swap, which is not modeled).
-    thp_reuse_only_if_refcount_one = "c145e0b47c77", "v5.18";
+    thp_reuse_only_if_refcount_one = "c145e0b47c77", "v5.18", Era;
     /// PG_anon_exclusive: set on exclusively mapped anon pages; fork
     /// (`page_try_dup_anon_rmap`) copies a maybe-pinned exclusive page, else clears the
     /// flag; `do_wp_page` reuses an exclusive page, else refcount checks and
-    /// `page_move_anon_rmap`.
-    anon_exclusive = "6c287605fd56", "v5.19";
+    /// `page_move_anon_rmap`; the unmap paths that install a migration entry or let KSM
+    /// merge (`try_to_migrate_one`, `write_protect_page`) call `page_try_share_anon_rmap`,
+    /// which backs off from a maybe-pinned page and clears the flag otherwise.
+    anon_exclusive = "6c287605fd56", "v5.19", Era;
+    /// GUP-fast's FOLL_PIN takes the pin in two steps: a speculative reference of one
+    /// (`try_get_compound_head`, later `try_get_folio`: a fully ordered
+    /// `page_ref_add_unless`), then `page_ref_add` / `folio_ref_add` of the rest of
+    /// `GUP_PIN_COUNTING_BIAS` (unordered), so that a split of the compound page can be
+    /// checked in between; before, one fully ordered `page_ref_add_unless` of the whole
+    /// bias. In v5.14 (Cc stable); the `v5.11` preset stands for 5.11 - 5.13 and leaves it
+    /// off.
+    pin_folio_ref_add = "c24d37322548", "v5.14", Era;
     /// `gup_must_unshare`: a R/O FOLL_PIN of an anon page that is not exclusive triggers a
     /// FAULT_FLAG_UNSHARE fault in slow GUP (copy, or mark exclusive; the PTE stays
     /// read-only); fast GUP bails to slow GUP (c89357e27f20, a7f226604170).
-    unshare_on_ro_pin = "c89357e27f20 a7f226604170", "v5.19";
+    unshare_on_ro_pin = "c89357e27f20 a7f226604170", "v5.19", Era;
     /// FOLL_COW is gone: a forced write through a read-only PTE is allowed only with
     /// FOLL_FORCE on a private, VM_MAYWRITE, !VM_WRITE vma whose page is anon and
     /// exclusive.
-    no_foll_cow = "5535be309971", "v6.0";
+    no_foll_cow = "5535be309971", "v6.0", Era;
     /// Fast GUP rechecks the PMD as well as the PTE after grabbing the page.
-    gup_fast_recheck_pmd = "70cbc3cc78a9", "v6.0";
+    gup_fast_recheck_pmd = "70cbc3cc78a9", "v6.0", Era;
+    /// The barriers between clearing PG_anon_exclusive and RCU GUP-fast:
+    /// `page_try_share_anon_rmap` has `smp_mb()` before its `page_maybe_dma_pinned`
+    /// check and `smp_mb__after_atomic()` after clearing the flag; `try_grab_folio` has
+    /// `smp_mb__after_atomic()` after the FOLL_PIN reference; `gup_must_unshare` has
+    /// `smp_rmb()` before testing the flag. Without them, on an architecture whose TLB
+    /// flush does not wait for GUP-fast (arm64), migration or KSM and GUP-fast can each
+    /// miss the other (store buffering), or GUP-fast can see a restored PTE and a stale
+    /// flag (message passing).
+    anon_exclusive_barriers = "088b8aa537c2", "v6.1", Era;
     /// R/O longterm pins in any COW mapping unshare whatever is mapped (the shared zero
     /// page, page-cache pages), not only anon pages (84209e87c696, 8d6a0ac09a16).
-    unshare_any_cow_mapping = "84209e87c696 8d6a0ac09a16", "v6.2";
-    /// Not a kernel change but the mechanism every era relies on: the TLB-shootdown IPI
-    /// and page-table freeing wait for every CPU that had interrupts off when they began.
-    /// Switch it off (a test switch) to see what fast GUP would do without it.
-    ipi_waits_for_irq_off = "(mechanism)", "all";
+    unshare_any_cow_mapping = "84209e87c696 8d6a0ac09a16", "v6.2", Era;
+    /// x86-TSO under loom: plain loads are acquire, plain stores release, every locked
+    /// instruction (atomic RMW, lock acquisition) a full barrier. Off: the Linux kernel
+    /// memory model as a weakly ordered machine (arm64) gives it. Shuttle is sequentially
+    /// consistent either way.
+    tso = "(arch)", "x86", Arch;
+    /// The TLB shootdown is an IPI that waits for every target CPU to take it
+    /// (`flush_tlb_mm_range` -> `smp_call_function_many(..., wait = 1)`), so it waits for
+    /// CPUs with interrupts off: GUP-fast holds it off. Off: a broadcast TLBI (arm64),
+    /// which waits only for accesses in flight; native x86 then has nothing to keep page
+    /// tables alive under GUP-fast (the `fast-gup-vs-munmap-without-ipi` control).
+    tlb_flush_ipi = "(arch)", "x86", Arch;
+    /// `MMU_GATHER_RCU_TABLE_FREE` (`HAVE_RCU_TABLE_FREE` before v5.3): page tables are
+    /// freed by `tlb_remove_table` after an RCU-sched grace period (or after
+    /// `tlb_remove_table_sync_one`), which waits for interrupts-off sections, whatever the
+    /// TLB flush does. arm64; on x86 only under paravirt.
+    rcu_table_free = "(arch)", "arm64", Arch;
+    /// x86's own fast GUP, `arch/x86/mm/gup.c`, until e585513b76f7 (v4.13) moved x86 to
+    /// `mm/gup.c`: `gup_pte_range` takes a plain `get_page` (the flush IPI, not a
+    /// speculative reference, keeps the page alive) and does not recheck the PTE; it
+    /// walks with the caller's `write`, so the 4.4.289 / 4.9.287 backport of the forced
+    /// COW break (which changed `mm/gup.c` only) does not apply to it.
+    x86_gup_fast = "e585513b76f7 (removed)", "x86 < 4.13", Arch;
+    /// Every access sequentially consistent under loom (a full barrier before and after
+    /// each): the baseline that tells whether a violation needs weak memory at all. A test
+    /// switch, off everywhere; shuttle is sequentially consistent anyway.
+    sequential_consistency = "(mechanism)", "none", Mechanism;
+}
+
+impl Policy {
+    /// The preset of `era` on `arch`: the era's switches, then the architecture's.
+    pub fn preset(era: Era, arch: Arch) -> Policy {
+        let mut p = era.era_switches();
+        arch.preset(era, &mut p);
+        p
+    }
+
+    /// The switches that differ from `base` (a preset), by name and value.
+    pub fn diff(&self, base: &Policy) -> Vec<(&'static str, bool)> {
+        self.iter()
+            .zip(base.iter())
+            .filter(|((_, a), (_, b))| a != b)
+            .map(|((n, v), _)| (n, v))
+            .collect()
+    }
 }
 
 /// A switch name that does not exist.
@@ -226,15 +315,13 @@ impl Era {
 
     /// What the model does not capture of the era's change, if anything.
     ///
-    /// v5.18's swap COW refcounting and v6.1 (088b8aa537c2, barriers between
-    /// `page_try_share_anon_rmap` on the swap and migration paths and fast GUP) change
-    /// paths the model does not have; v6.1 equals v6.0 in every modeled path.
+    /// v5.18's swap COW refcounting changes a path the model does not have (swap); so do
+    /// v6.1's barriers on the swap-out path (`try_to_unmap_one`), whose migration and KSM
+    /// halves are modeled.
     pub fn unmodeled(self) -> Option<&'static str> {
         match self {
             Era::V5_18 => Some("3bff7e3f1f16 53a05ad9f21d swap COW: swap is not modeled"),
-            Era::V6_1 => {
-                Some("088b8aa537c2 page_try_share_anon_rmap barriers: swap/migration not modeled")
-            }
+            Era::V6_1 => Some("088b8aa537c2 on try_to_unmap_one (swap-out): swap is not modeled"),
             _ => None,
         }
     }
@@ -250,12 +337,14 @@ impl Era {
             })
     }
 
-    /// The era's preset.
+    /// The era's preset on x86 (the default architecture): [`Policy::preset`].
     pub fn policy(self) -> Policy {
-        let mut p = Policy {
-            ipi_waits_for_irq_off: true,
-            ..Policy::default()
-        };
+        Policy::preset(self, Arch::X86)
+    }
+
+    /// The era's own switches, before the architecture's.
+    fn era_switches(self) -> Policy {
+        let mut p = Policy::default();
         match self {
             Era::V4_8 => {}
             Era::V4_9 => p.foll_cow = true,
@@ -285,6 +374,7 @@ impl Era {
                 }
                 if self >= Era::V5_18 {
                     p.thp_reuse_only_if_refcount_one = true;
+                    p.pin_folio_ref_add = true;
                 }
                 if self >= Era::V5_19 {
                     p.anon_exclusive = true;
@@ -294,6 +384,9 @@ impl Era {
                     p.foll_cow = false;
                     p.no_foll_cow = true;
                     p.gup_fast_recheck_pmd = true;
+                }
+                if self >= Era::V6_1 {
+                    p.anon_exclusive_barriers = true;
                 }
                 if self >= Era::V6_2 {
                     p.unshare_any_cow_mapping = true;

@@ -1,7 +1,5 @@
 //! get_user_pages (mm/gup.c): slow GUP, fast GUP, unpin.
 
-use cowbreak_sync::atomic::{fence, Ordering::SeqCst};
-
 use crate::kernel::Kernel;
 use crate::memory::{fault, VM_FAULT_WRITE};
 use crate::mm_types::{is_cow_mapping, vm, MmId, Vma, Vmas};
@@ -104,7 +102,7 @@ impl Kernel {
                 && vma.flags & vm::WRITE == 0
                 && !is_zero_pfn(pfn)
                 && self.page_anon(pfn)
-                && self.page(pfn).test(pg::ANON_EXCLUSIVE)
+                && self.page_test(pfn, pg::ANON_EXCLUSIVE)
         } else if p.foll_cow {
             (p.force_cow_break_on_gup || flags & foll::FORCE != 0)
                 && flags & foll::COW != 0
@@ -118,6 +116,10 @@ impl Kernel {
     /// page that is not PG_anon_exclusive must unshare first. With
     /// `unshare_any_cow_mapping` (v6.2, 84209e87c696) a R/O longterm pin of any page in a
     /// COW mapping must; fast GUP, which has no vma, then always falls back (`None`).
+    /// With `anon_exclusive_barriers` (v6.1, 088b8aa537c2) an `smp_rmb()` before the
+    /// PG_anon_exclusive test pairs with the barrier in `page_try_share_anon_rmap`: GUP-fast
+    /// that rechecked an unchanged PTE must not see the flag as it was before the PTE was
+    /// cleared and restored.
     fn gup_must_unshare(&self, flags: u32, pfn: Pfn, vma: Option<&Vma>) -> bool {
         if !self.policy.unshare_on_ro_pin || flags & (foll::WRITE | foll::PIN) != foll::PIN {
             return false;
@@ -127,16 +129,47 @@ impl Kernel {
                 && flags & foll::LONGTERM != 0
                 && vma.is_none_or(|v| is_cow_mapping(v.flags));
         }
-        !self.page(pfn).test(pg::ANON_EXCLUSIVE)
+        if self.policy.anon_exclusive_barriers {
+            self.mo.smp_rmb();
+        }
+        !self.page_test(pfn, pg::ANON_EXCLUSIVE)
     }
 
-    /// `try_grab_page`: FOLL_GET +1, FOLL_PIN +bias (`page_ref_add`); the caller knows the
-    /// page is live (it holds the page-table lock over a PTE mapping it).
+    /// `try_grab_page`: FOLL_GET `get_page` (+1), FOLL_PIN `page_ref_add` of the bias
+    /// (`atomic_add`: unordered); the caller knows the page is live (it holds the
+    /// page-table lock over a PTE mapping it).
     fn try_grab_page(&self, pfn: Pfn, flags: u32) -> i64 {
         let refs = grab_refs(flags);
         self.oracle.check_live(pfn, "try_grab_page");
-        self.page(pfn).refcount.fetch_add(refs, SeqCst);
+        self.mo.atomic_add(refs, &self.page(pfn).refcount);
         refs
+    }
+
+    /// GUP-fast's speculative grab of `pfn` for `flags`, which fails on a page whose
+    /// refcount is 0 (`try_grab_compound_head`, `try_grab_folio` from v5.18):
+    /// - FOLL_GET: `try_get_compound_head` / `try_get_folio`, a fully ordered
+    ///   `page_ref_add_unless(1, 0)`;
+    /// - FOLL_PIN before `pin_folio_ref_add` (v5.7 - v5.13): one fully ordered
+    ///   `page_ref_add_unless(GUP_PIN_COUNTING_BIAS, 0)`;
+    /// - FOLL_PIN with `pin_folio_ref_add`: `try_get_folio` (+1, fully ordered), then
+    ///   `folio_ref_add` of the rest of the bias (unordered), and with
+    ///   `anon_exclusive_barriers` (v6.1, 088b8aa537c2) `smp_mb__after_atomic()`: the
+    ///   pin is visible before GUP-fast rechecks the PTE.
+    ///
+    /// Returns the references taken, or `None`.
+    fn try_grab_folio(&self, pfn: Pfn, flags: u32) -> Option<i64> {
+        let refs = grab_refs(flags);
+        if flags & foll::PIN == 0 || !self.policy.pin_folio_ref_add {
+            return self.page_ref_add_unless_zero(pfn, refs).then_some(refs);
+        }
+        if !self.page_ref_add_unless_zero(pfn, 1) {
+            return None;
+        }
+        self.mo.atomic_add(refs - 1, &self.page(pfn).refcount);
+        if self.policy.anon_exclusive_barriers {
+            self.mo.smp_mb__after_atomic();
+        }
+        Some(refs)
     }
 
     /// `follow_page_pte`: under the page-table lock, look `addr` up for the access in
@@ -155,8 +188,8 @@ impl Kernel {
         let Some((_, table)) = self.pte_table(mm, addr) else {
             return Follow::NoPage;
         };
-        let _ptl = self.mm(mm).page_table_lock.lock();
-        let pte = table.get(addr);
+        let _ptl = self.mo.spin_lock(&self.mm(mm).page_table_lock);
+        let pte = self.ptep_get(table, addr);
         if !pte.present() {
             return Follow::NoPage;
         }
@@ -229,7 +262,7 @@ impl Kernel {
         flags: u32,
         intent: Option<PinIntent>,
     ) -> Follow {
-        let ptl = self.mm(mm).page_table_lock.lock();
+        let ptl = self.mo.spin_lock(&self.mm(mm).page_table_lock);
         let pmd = self.pmd_read(mm, addr);
         if !pmd.is_huge() {
             drop(ptl);
@@ -248,11 +281,21 @@ impl Kernel {
                 entry = entry.mkdirty();
             }
             if entry != leaf {
-                self.pmdp_set_access_flags(mm, addr, Pmd::huge(entry), "touch_pmd");
+                self.pmdp_set_access_flags(mm, addr, pmd, Pmd::huge(entry), "touch_pmd");
             }
         }
         tracing::trace!(target: "cowbreak::mm", mm, func = "follow_trans_huge_pmd", addr, pmd = ?pmd, pfn, flags = %foll::names(flags));
         Follow::Page(pfn, pin)
+    }
+
+    /// `follow_page`: look `addr` up without faulting (the caller holds `mmap_lock`),
+    /// taking a reference for FOLL_GET. `None` when nothing is mapped (or, from v5.19, a
+    /// R/O pin would have to unshare).
+    pub(crate) fn follow_page(&self, mm: MmId, vma: &Vma, addr: Addr, flags: u32) -> Option<Pfn> {
+        match self.follow_page_mask(mm, vma, addr, flags, None) {
+            Follow::Page(pfn, _) => Some(pfn),
+            Follow::NoPage | Follow::Unshare => None,
+        }
     }
 
     /// `check_vma_flags`: may GUP with `flags` touch this vma? A write to a !VM_WRITE vma
@@ -403,7 +446,7 @@ impl Kernel {
 
     /// `get_user_pages_remote` / `pin_user_pages` / `get_user_pages`: slow GUP on
     /// another (or the same) mm: `mmap_read_lock`, `__get_user_pages`, unlock. Sets
-    /// `has_pinned` for FOLL_PIN (v5.9, 008cfe4418b3).
+    /// `has_pinned` for FOLL_PIN (v5.9, 008cfe4418b3: `atomic_set`).
     pub fn get_user_pages(
         &self,
         cpu: usize,
@@ -414,17 +457,23 @@ impl Kernel {
         intent: Option<PinIntent>,
     ) -> Result<Vec<Grabbed>, Errno> {
         if gup_flags & foll::PIN != 0 {
-            self.mm(mm).has_pinned.store(true, SeqCst);
+            self.mo.atomic_set(&self.mm(mm).has_pinned, 1);
         }
-        let vmas = self.mm(mm).mmap_lock.read();
+        let vmas = self.mo.down_read(&self.mm(mm).mmap_lock);
         self.__get_user_pages(cpu, mm, &vmas, start, nr, gup_flags, intent)
     }
 
-    /// `gup_pte_range` for one PTE, interrupts off: read the PMD and the PTE, check it
-    /// (present; writable for FOLL_WRITE; not special), take the speculative reference
-    /// that fails on refcount 0 (`try_grab_compound_head`), then a full barrier and the
-    /// recheck of the PTE (and, with `gup_fast_recheck_pmd`, v6.0 70cbc3cc78a9, the PMD);
-    /// with `unshare_on_ro_pin` (v5.19) a R/O pin that `gup_must_unshare` is dropped.
+    /// `gup_pte_range` for one PTE, interrupts off: read the PMD and the PTE
+    /// (`ptep_get_lockless`), check it (present; writable for FOLL_WRITE; not special),
+    /// then take the page:
+    /// - with `x86_gup_fast` (x86 before v4.13, `arch/x86/mm/gup.c`): a plain `get_page`
+    ///   and no recheck: the flush IPI, which cannot complete while interrupts are off,
+    ///   keeps the page and the table alive;
+    /// - otherwise the speculative grab ([`try_grab_folio`](Self)), then the recheck of
+    ///   the PTE (and, with `gup_fast_recheck_pmd`, v6.0 70cbc3cc78a9, of the PMD), which
+    ///   drops the page if anything moved; then, with `unshare_on_ro_pin` (v5.19), a R/O
+    ///   pin that `gup_must_unshare` is dropped too.
+    ///
     /// `None`: fall back to slow GUP.
     fn gup_pte_range(
         &self,
@@ -439,26 +488,30 @@ impl Kernel {
             return None;
         }
         let table = self.tables.table(pmd.table_id());
-        let pte = table.get(addr);
+        let pte = self.ptep_get_lockless(table, addr);
         self.oracle
             .check_table_read(pmd.table_id(), mm, "gup_pte_range");
         if !pte.present() || (flags & foll::WRITE != 0 && !pte.write()) || pte.special() {
             return None;
         }
         let pfn = pte.pfn();
-        let refs = grab_refs(flags);
-        if !self.page_ref_add_unless_zero(pfn, refs) {
-            return None;
-        }
-        // The atomic RMW of the grab is a full barrier: pin, then recheck, against
-        // "clear the PTE, then check the refcount" on the other side.
-        fence(SeqCst);
-        let again = table.get(addr);
-        let pmd_moved = self.policy.gup_fast_recheck_pmd && self.pmd_read(mm, addr) != pmd;
-        if again != pte || pmd_moved || (!pte.write() && self.gup_must_unshare(flags, pfn, None)) {
-            self.put_page_refs(pfn, refs, "gup_pte_range");
-            return None;
-        }
+        let refs = if self.policy.x86_gup_fast {
+            // get_page(page); SetPageReferenced(page).
+            self.get_page(pfn, "gup_pte_range");
+            grab_refs(flags)
+        } else {
+            let refs = self.try_grab_folio(pfn, flags)?;
+            let pmd_moved = self.policy.gup_fast_recheck_pmd && self.pmd_recheck(mm, addr) != pmd;
+            if pmd_moved || self.ptep_get(table, addr) != pte {
+                self.put_page_refs(pfn, refs, "gup_pte_range");
+                return None;
+            }
+            if !pte.write() && self.gup_must_unshare(flags, pfn, None) {
+                self.put_page_refs(pfn, refs, "gup_pte_range");
+                return None;
+            }
+            refs
+        };
         let pin = intent.map(|i| {
             self.oracle
                 .on_pin(i.holder, addr, pfn, i.write, refs, "gup_pte_range")
@@ -471,7 +524,9 @@ impl Kernel {
     /// lockless walk with interrupts off on `cpu`, then slow GUP for whatever it could not
     /// take.
     /// - `force_cow_break_on_gup` (v5.8, 4.4.289): the walk adds FOLL_WRITE, so only
-    ///   writable PTEs are taken locklessly.
+    ///   writable PTEs are taken locklessly; not in x86's own fast GUP (`x86_gup_fast`),
+    ///   which the 4.4.289 / 4.9.287 backport did not touch: it walks with the caller's
+    ///   `write`.
     /// - `write_protect_seq` (v5.11, 57efa1fe5957): FOLL_PIN samples
     ///   `mm->write_protect_seq` first (odd: fork is copying, go slow) and after the walk
     ///   `read_seqcount_retry` unpins everything and goes slow.
@@ -486,20 +541,14 @@ impl Kernel {
     ) -> Result<Vec<Grabbed>, Errno> {
         let mut got: Vec<Grabbed> = Vec::with_capacity(nr);
         if gup_flags & foll::PIN != 0 {
-            self.mm(mm).has_pinned.store(true, SeqCst);
+            self.mo.atomic_set(&self.mm(mm).has_pinned, 1);
         }
         let seq = &self.mm(mm).write_protect_seq;
-        let sample = if self.policy.write_protect_seq && gup_flags & foll::PIN != 0 {
-            let s = seq.load(SeqCst);
-            // raw_read_seqcount: smp_rmb after the read.
-            fence(SeqCst);
-            Some(s)
-        } else {
-            None
-        };
+        let sample = (self.policy.write_protect_seq && gup_flags & foll::PIN != 0)
+            .then(|| self.mo.raw_read_seqcount(seq));
         if sample.is_none_or(|s| s % 2 == 0) {
             let mut walk_flags = gup_flags;
-            if self.policy.force_cow_break_on_gup {
+            if self.policy.force_cow_break_on_gup && !self.policy.x86_gup_fast {
                 walk_flags |= foll::WRITE;
             }
             self.local_irq_disable(cpu);
@@ -511,9 +560,7 @@ impl Kernel {
             }
             self.local_irq_enable(cpu);
             if let Some(s) = sample {
-                // read_seqcount_retry: smp_rmb, then compare.
-                fence(SeqCst);
-                if seq.load(SeqCst) != s {
+                if self.mo.read_seqcount_retry(seq, s) {
                     tracing::trace!(target: "cowbreak::mm", cpu, mm, func = "lockless_pages_from_mm", "write_protect_seq moved: unpin, go slow");
                     self.release_grabbed(&got);
                     got.clear();

@@ -1,21 +1,28 @@
 //! The modeled kernel: frame and table pools, the mm table, CPUs, files, the policy and
-//! the oracle; plus the page and PTE primitives every path is built from.
+//! the oracle; plus the page and PTE primitives every path is built from, each access
+//! through [`primitives`](crate::primitives) under its kernel name.
 
-use cowbreak_sync::atomic::{fence, Ordering::SeqCst};
-
+use crate::arch::Arch;
 use crate::era::{Era, Policy};
 use crate::irq::Cpu;
 use crate::mm_types::{FileId, MmId, MmStruct, Vma};
 use crate::oracle::{Oracle, UnmapCause, Violation, ViolationKind};
+use crate::page::GUP_PIN_COUNTING_BIAS;
 use crate::page::{flags, is_zero_pfn, writer, FramePool, Page, PageKind, Pfn, Stamp};
-use crate::pgtable::{Addr, Pmd, Pte, PteTable, TableId, TablePool};
+use crate::pgtable::{pmd_index, pte_index, Addr, Pmd, Pte, PteTable, TableId, TablePool};
+use crate::primitives::MemoryModel;
 use crate::Errno;
+use cowbreak_sync::RwLock;
 
 /// Sizes and policy of one kernel instance.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KernelConfig {
-    /// The behaviour switches (usually an [`Era`]'s preset, maybe with flips).
+    /// The behaviour switches (usually an [`Era`]'s preset on [`Self::arch`], maybe with
+    /// flips).
     pub policy: Policy,
+    /// The architecture: its own primitives (`ptep_get_and_clear`); its switches are in
+    /// [`Self::policy`].
+    pub arch: Arch,
     /// Frames in the pool, the zero page included.
     pub nr_frames: usize,
     /// PTE-table pages in the pool.
@@ -32,10 +39,16 @@ pub struct KernelConfig {
 }
 
 impl KernelConfig {
-    /// A small kernel for `era`: 16 frames, 8 tables, 3 mms, 3 CPUs, no files.
+    /// A small kernel for `era` on x86: 16 frames, 8 tables, 3 mms, 3 CPUs, no files.
     pub fn new(era: Era) -> Self {
+        KernelConfig::for_arch(era, Arch::X86)
+    }
+
+    /// A small kernel for `era` on `arch`: 16 frames, 8 tables, 3 mms, 3 CPUs, no files.
+    pub fn for_arch(era: Era, arch: Arch) -> Self {
         KernelConfig {
-            policy: era.policy(),
+            policy: Policy::preset(era, arch),
+            arch,
             nr_frames: 16,
             nr_tables: 8,
             nr_mms: 3,
@@ -58,6 +71,10 @@ pub struct File {
 pub struct Kernel {
     /// The behaviour switches.
     pub policy: Policy,
+    /// The architecture.
+    pub arch: Arch,
+    /// How accesses are ordered (from the `tso` switch).
+    pub mo: MemoryModel,
     /// The frames.
     pub frames: FramePool,
     /// The PTE-table pages.
@@ -70,6 +87,10 @@ pub struct Kernel {
     pub files: Vec<File>,
     /// The oracle of this execution.
     pub oracle: Oracle,
+    /// The anon_vma lock (`anon_vma_lock_read` / `_write`), reduced to one for the whole
+    /// kernel: rmap walks (migration, KSM) hold it for read, `free_pgtables`
+    /// (`unlink_anon_vmas`) takes it for write before page tables are freed.
+    pub anon_vma_lock: RwLock<()>,
     pub(crate) gup_retries_max: usize,
 }
 
@@ -81,23 +102,35 @@ impl Kernel {
     pub fn new(config: &KernelConfig) -> Kernel {
         let mut k = Kernel {
             policy: config.policy,
+            arch: config.arch,
+            mo: if config.policy.sequential_consistency {
+                MemoryModel::Sc
+            } else if config.policy.tso {
+                MemoryModel::Tso
+            } else {
+                MemoryModel::Lkmm
+            },
             frames: FramePool::new(config.nr_frames),
             tables: TablePool::new(config.nr_tables),
             mms: (0..config.nr_mms).map(MmStruct::new).collect(),
             cpus: (0..config.nr_cpus).map(|_| Cpu::default()).collect(),
             files: Vec::new(),
             oracle: Oracle::new(config.nr_frames, config.nr_tables),
+            anon_vma_lock: RwLock::new(()),
             gup_retries_max: config.gup_retries_max,
         };
+        if crate::record::on() {
+            k.name_locations();
+        }
         for &n in &config.files {
             let pages = (0..n)
                 .map(|i| {
                     let pfn = k
                         .alloc_page(PageKind::PageCache)
                         .expect("page cache larger than the frame pool");
-                    k.page(pfn)
-                        .data
-                        .store(Stamp::new(writer::FILE, i as u32 + 1).0, SeqCst);
+                    // Read from disk at boot, before any model thread exists.
+                    k.mo.write_once(&k.page(pfn).data, Stamp::new(writer::FILE, i as u32 + 1).0);
+                    k.__SetPageUptodate(pfn);
                     pfn
                 })
                 .collect();
@@ -108,6 +141,49 @@ impl Kernel {
             mm.mmap_lock.write().dead = true;
         }
         k
+    }
+
+    /// Give every shared location its name (and its value at boot) for the record of
+    /// accesses ([`crate::record`]). Boot values are known, not loaded: a load would be a
+    /// scheduling point that only recorded runs have.
+    fn name_locations(&self) {
+        use crate::record::name;
+        fn at<T>(x: &T) -> usize {
+            x as *const T as usize
+        }
+        for pfn in 0..self.frames.len() as Pfn {
+            let p = self.page(pfn);
+            let zero = is_zero_pfn(pfn);
+            name(at(&p.refcount), u64::from(zero), || {
+                format!("page{pfn}._refcount")
+            });
+            name(at(&p.mapcount), 0, || format!("page{pfn}._mapcount"));
+            let f = if zero {
+                flags::ZERO | flags::UPTODATE
+            } else {
+                0
+            };
+            name(at(&p.flags), f, || format!("page{pfn}.flags"));
+            name(at(&p.data), 0, || format!("page{pfn}.data"));
+        }
+        for t in 0..self.tables.len() {
+            for (i, e) in self.tables.table(t).entries.iter().enumerate() {
+                name(at(e), 0, || format!("table{t}[{i}] (pte)"));
+            }
+        }
+        for m in &self.mms {
+            let id = m.id;
+            for (i, e) in m.pmd.iter().enumerate() {
+                name(at(e), 0, || format!("mm{id}.pmd[{i}]"));
+            }
+            name(at(&m.write_protect_seq), 0, || {
+                format!("mm{id}.write_protect_seq")
+            });
+            name(at(&m.has_pinned), 0, || format!("mm{id}.has_pinned"));
+        }
+        for (c, cpu) in self.cpus.iter().enumerate() {
+            name(at(&cpu.epoch), 0, || format!("cpu{c}.epoch"));
+        }
     }
 
     /// The mm in slot `mm`.
@@ -130,37 +206,90 @@ impl Kernel {
         self.oracle.violations()
     }
 
-    // ---- pages -------------------------------------------------------------------
+    // ---- struct page: include/linux/page_ref.h, page-flags.h, mm.h -------------------
 
-    /// `alloc_page`: a zero-filled frame with refcount 1.
+    /// `page_count` / `page_ref_count`: `atomic_read(&page->_refcount)`.
+    pub(crate) fn page_count(&self, pfn: Pfn) -> i64 {
+        self.mo.atomic_read(&self.page(pfn).refcount)
+    }
+
+    /// `page_mapcount`: `atomic_read(&page->_mapcount) + 1`.
+    pub(crate) fn page_mapcount(&self, pfn: Pfn) -> i64 {
+        self.mo.atomic_read(&self.page(pfn).mapcount)
+    }
+
+    /// `page_maybe_dma_pinned` (v5.7 3faa52c03f44): `page_ref_count(page) >=
+    /// GUP_PIN_COUNTING_BIAS`. False positives (1024 plain references) are allowed, false
+    /// negatives are not.
+    pub(crate) fn page_maybe_dma_pinned(&self, pfn: Pfn) -> bool {
+        self.page_count(pfn) >= GUP_PIN_COUNTING_BIAS
+    }
+
+    /// `PageXxx(page)`: `test_bit`.
+    pub(crate) fn page_test(&self, pfn: Pfn, flag: u64) -> bool {
+        self.mo.test_bit(flag, &self.page(pfn).flags)
+    }
+
+    /// `SetPageXxx(page)`: `set_bit`.
+    pub(crate) fn page_set(&self, pfn: Pfn, flag: u64) {
+        self.mo.set_bit(flag, &self.page(pfn).flags)
+    }
+
+    /// `ClearPageXxx(page)`: `clear_bit`.
+    pub(crate) fn page_clear(&self, pfn: Pfn, flag: u64) {
+        self.mo.clear_bit(flag, &self.page(pfn).flags)
+    }
+
+    /// `PageAnon`.
+    pub(crate) fn page_anon(&self, pfn: Pfn) -> bool {
+        self.page_test(pfn, flags::ANON)
+    }
+
+    /// `__SetPageUptodate`: `smp_wmb()` ("the page's contents are visible before its
+    /// PTE"), then the non-atomic `__set_bit(PG_uptodate)`. Every path that maps a page it
+    /// just filled calls it before `set_pte_at`.
+    #[allow(non_snake_case)]
+    pub(crate) fn __SetPageUptodate(&self, pfn: Pfn) {
+        self.mo.smp_wmb();
+        self.mo.__set_bit(flags::UPTODATE, &self.page(pfn).flags);
+    }
+
+    /// `alloc_page` (`prep_new_page`): a zero-filled frame with refcount 1
+    /// (`set_page_count`), no mappings, fresh flags. Nobody else can reach the frame yet,
+    /// so every store is a plain one.
     pub(crate) fn alloc_page(&self, kind: PageKind) -> Result<Pfn, Errno> {
         let pfn = self.frames.pop_free().ok_or(Errno::ENOMEM)?;
         let page = self.page(pfn);
-        page.data.store(Stamp::ZERO.0, SeqCst);
-        page.mapcount.store(0, SeqCst);
-        page.flags.store(
-            if kind == PageKind::PageCache {
-                flags::PAGECACHE
-            } else {
-                0
-            },
-            SeqCst,
-        );
-        page.refcount.store(1, SeqCst);
+        // clear_user_highpage: the zeroed contents.
+        self.mo.write_once(&page.data, Stamp::ZERO.0);
+        // page_mapcount_reset: atomic_set(&page->_mapcount, -1).
+        self.mo.atomic_set(&page.mapcount, 0);
+        let f = if kind == PageKind::PageCache {
+            flags::PAGECACHE
+        } else {
+            0
+        };
+        self.mo.write_once(&page.flags, f);
+        // set_page_refcounted: set_page_count(page, 1) = atomic_set.
+        self.mo.atomic_set(&page.refcount, 1);
         self.oracle.on_page_alloc(pfn, kind);
         tracing::trace!(target: "cowbreak::mm", func = "alloc_page", pfn, ?kind);
         Ok(pfn)
     }
 
-    /// `get_page`: take a reference on a page the caller knows is live.
+    /// `get_page` (`page_ref_inc`: `atomic_inc`): take a reference on a page the caller
+    /// knows is live.
     pub(crate) fn get_page(&self, pfn: Pfn, at: &'static str) {
         self.oracle.check_live(pfn, at);
-        self.page(pfn).refcount.fetch_add(1, SeqCst);
+        self.mo.atomic_add(1, &self.page(pfn).refcount);
     }
 
-    /// `put_page` (`page_ref_sub` by `refs`): free the page when the last reference goes.
+    /// `put_page_refs`: `page_ref_sub_and_test` (`atomic_sub_and_test`, fully ordered;
+    /// `folio_put_refs` from v6.0; before, `put_compound_head` did a `page_ref_sub` of
+    /// all but one and a `put_page`, which ends in the same full barrier), freeing the page
+    /// when the last reference goes.
     pub(crate) fn put_page_refs(&self, pfn: Pfn, refs: i64, at: &'static str) {
-        let old = self.page(pfn).refcount.fetch_sub(refs, SeqCst);
+        let old = self.mo.atomic_fetch_sub(refs, &self.page(pfn).refcount);
         if old < refs {
             self.oracle.report(
                 ViolationKind::PageLifetime,
@@ -172,34 +301,28 @@ impl Kernel {
         }
     }
 
-    /// `put_page`.
+    /// `put_page` (`put_page_testzero` = `page_ref_dec_and_test`: `atomic_dec_and_test`,
+    /// fully ordered).
     pub(crate) fn put_page(&self, pfn: Pfn, at: &'static str) {
         self.put_page_refs(pfn, 1, at)
     }
 
-    /// `__free_pages`: back to the pool.
+    /// `__free_pages` (`free_pages_prepare` resets the flags): back to the pool.
     fn free_page(&self, pfn: Pfn) {
         tracing::trace!(target: "cowbreak::mm", func = "__free_pages", pfn);
         self.oracle.on_page_free(pfn);
-        self.page(pfn).flags.store(0, SeqCst);
+        self.mo.write_once(&self.page(pfn).flags, 0);
         self.frames.push_free(pfn);
     }
 
-    /// `page_ref_add_unless(page, refs, 0)` (`try_get_page`, `try_grab_compound_head`):
-    /// the speculative reference of fast GUP, which fails on a page whose refcount is 0
-    /// (free, or being freed).
+    /// `page_ref_add_unless(page, refs, 0)` (`try_get_page`, `try_grab_compound_head`,
+    /// `folio_ref_try_add_rcu`): the speculative reference of fast GUP, which fails on a
+    /// page whose refcount is 0 (free, or being freed). `atomic_add_unless`: fully
+    /// ordered when it succeeds.
     pub(crate) fn page_ref_add_unless_zero(&self, pfn: Pfn, refs: i64) -> bool {
-        let rc = &self.page(pfn).refcount;
-        let mut cur = rc.load(SeqCst);
-        loop {
-            if cur <= 0 {
-                return false;
-            }
-            match rc.compare_exchange(cur, cur + refs, SeqCst, SeqCst) {
-                Ok(_) => return true,
-                Err(now) => cur = now,
-            }
-        }
+        self.mo
+            .atomic_fetch_add_unless(&self.page(pfn).refcount, refs, 0)
+            != 0
     }
 
     /// `vm_normal_page`: the page behind a present PTE, or `None` for the special zero
@@ -212,31 +335,29 @@ impl Kernel {
         }
     }
 
-    /// `PageAnon`.
-    pub(crate) fn page_anon(&self, pfn: Pfn) -> bool {
-        self.page(pfn).test(flags::ANON)
-    }
-
-    /// `page_add_new_anon_rmap`: the first mapping of a new anon page; from v5.19
-    /// (`anon_exclusive`, 6c287605fd56) the page is marked PG_anon_exclusive.
+    /// `page_add_new_anon_rmap`: the first mapping of a new anon page
+    /// (`atomic_set(&page->_mapcount, 0)`, `__page_set_anon_rmap`); from v5.19
+    /// (`anon_exclusive`, 6c287605fd56) the page is marked PG_anon_exclusive
+    /// (`SetPageAnonExclusive`: `set_bit`).
     pub(crate) fn page_add_new_anon_rmap(&self, pfn: Pfn) {
         let page = self.page(pfn);
-        page.mapcount.store(1, SeqCst);
-        let mut f = flags::ANON;
+        self.mo.atomic_set(&page.mapcount, 1);
+        self.page_set(pfn, flags::ANON);
         if self.policy.anon_exclusive {
-            f |= flags::ANON_EXCLUSIVE;
+            self.page_set(pfn, flags::ANON_EXCLUSIVE);
         }
-        page.flags.fetch_or(f, SeqCst);
     }
 
-    /// `page_dup_rmap` / `page_add_file_rmap`: one more mapping.
+    /// `page_dup_rmap` / `page_add_file_rmap`: one more mapping
+    /// (`atomic_inc(&page->_mapcount)`).
     pub(crate) fn page_dup_rmap(&self, pfn: Pfn) {
-        self.page(pfn).mapcount.fetch_add(1, SeqCst);
+        self.mo.atomic_add(1, &self.page(pfn).mapcount);
     }
 
-    /// `page_remove_rmap`: one mapping fewer.
+    /// `page_remove_rmap`: one mapping fewer (`atomic_add_negative(-1,
+    /// &page->_mapcount)`: value-returning, fully ordered).
     pub(crate) fn page_remove_rmap(&self, pfn: Pfn, at: &'static str) {
-        let old = self.page(pfn).mapcount.fetch_sub(1, SeqCst);
+        let old = self.mo.atomic_fetch_sub(1, &self.page(pfn).mapcount);
         if old <= 0 {
             self.oracle.report(
                 ViolationKind::PageLifetime,
@@ -246,9 +367,11 @@ impl Kernel {
         }
     }
 
-    /// `trylock_page`.
+    /// `trylock_page`: `test_and_set_bit_lock(PG_locked)`, acquire.
     pub(crate) fn trylock_page(&self, pfn: Pfn) -> bool {
-        self.page(pfn).flags.fetch_or(flags::LOCKED, SeqCst) & flags::LOCKED == 0
+        !self
+            .mo
+            .test_and_set_bit_lock(flags::LOCKED, &self.page(pfn).flags)
     }
 
     /// `lock_page`: sleeps until the page lock is free.
@@ -258,23 +381,44 @@ impl Kernel {
         }
     }
 
-    /// `unlock_page`.
+    /// `unlock_page`: `clear_bit_unlock(PG_locked)`, release (and wake the waiters).
     pub(crate) fn unlock_page(&self, pfn: Pfn) {
-        self.page(pfn).clear(flags::LOCKED);
+        self.mo
+            .clear_bit_unlock(flags::LOCKED, &self.page(pfn).flags);
     }
 
-    /// `copy_user_highpage`: copy the contents of `from` into `to`.
+    /// `copy_user_highpage`: copy the contents of `from` into `to` (a `memcpy`: plain
+    /// loads and stores).
     pub(crate) fn copy_user_highpage(&self, to: Pfn, from: Pfn) {
         self.oracle.check_live(from, "copy_user_highpage");
-        let data = self.page(from).data.load(SeqCst);
-        self.page(to).data.store(data, SeqCst);
+        let data = self.mo.read_once(&self.page(from).data);
+        self.mo.write_once(&self.page(to).data, data);
     }
 
     // ---- page tables -------------------------------------------------------------
 
-    /// `pmd_offset` + `READ_ONCE`: the PMD entry covering `addr`.
+    /// `pmd_offset` + `READ_ONCE(*pmd)` (`pmdp_get_lockless` for GUP-fast): the PMD
+    /// entry covering `addr`, read by a walker that goes on through it (an address
+    /// dependency: see [`MemoryModel::read_once_dep`]).
     pub(crate) fn pmd_read(&self, mm: MmId, addr: Addr) -> Pmd {
-        Pmd(self.mm(mm).pmd[crate::pgtable::pmd_index(addr)].load(SeqCst))
+        Pmd(self.mo.read_once_dep(&self.mm(mm).pmd[pmd_index(addr)]))
+    }
+
+    /// `READ_ONCE(*pmd)` for a comparison only (GUP-fast's recheck
+    /// `pmd_val(pmd) != pmd_val(*pmdp)`).
+    pub(crate) fn pmd_recheck(&self, mm: MmId, addr: Addr) -> Pmd {
+        Pmd(self.mo.read_once(&self.mm(mm).pmd[pmd_index(addr)]))
+    }
+
+    /// `ptep_get` (`READ_ONCE(*ptep)`): under the page-table lock, or GUP-fast's recheck.
+    pub(crate) fn ptep_get(&self, table: &PteTable, addr: Addr) -> Pte {
+        Pte(self.mo.read_once(&table.entries[pte_index(addr)]))
+    }
+
+    /// `ptep_get_lockless` (`gup_get_pte` before v5.16): GUP-fast's and the hardware
+    /// walker's read of a PTE they go on through (an address dependency).
+    pub(crate) fn ptep_get_lockless(&self, table: &PteTable, addr: Addr) -> Pte {
+        Pte(self.mo.read_once_dep(&table.entries[pte_index(addr)]))
     }
 
     /// The PTE table covering `addr`, if one is installed.
@@ -287,30 +431,36 @@ impl Kernel {
     }
 
     /// `__pte_alloc`: install a PTE table under the PMD entry of `addr` if there is none.
-    /// Called with `mmap_lock` held; takes the page-table lock to install.
+    /// Called with `mmap_lock` held. The table is zeroed (`pte_alloc_one`); `smp_wmb()`
+    /// makes that visible before the PMD ("see comment in __pte_alloc": the lockless
+    /// walker's address dependency pairs with it); then under the page-table lock, if the
+    /// PMD is still none, `pmd_populate`.
     pub(crate) fn pte_alloc(&self, mm: MmId, addr: Addr) -> Result<(TableId, &PteTable), Errno> {
         if let Some(t) = self.pte_table(mm, addr) {
             return Ok(t);
         }
         let new = self.tables.alloc().ok_or(Errno::ENOMEM)?;
         self.oracle.on_table_alloc(new);
-        let _ptl = self.mm(mm).page_table_lock.lock();
-        let slot = &self.mm(mm).pmd[crate::pgtable::pmd_index(addr)];
-        if Pmd(slot.load(SeqCst)).is_none() {
-            // smp_wmb() in __pte_alloc: the zeroed table is visible before the PMD.
-            fence(SeqCst);
-            slot.store(Pmd::table(new).0, SeqCst);
+        self.mo.smp_wmb();
+        let ptl = self.mo.spin_lock(&self.mm(mm).page_table_lock);
+        let slot = &self.mm(mm).pmd[pmd_index(addr)];
+        if Pmd(self.mo.read_once(slot)).is_none() {
+            // pmd_populate -> set_pmd: WRITE_ONCE.
+            self.mo.write_once(slot, Pmd::table(new).0);
             tracing::trace!(target: "cowbreak::mm", func = "__pte_alloc", mm, addr, table = new);
         } else {
             self.oracle.on_table_free(new);
             self.tables.free(new);
         }
+        drop(ptl);
         // A THP fault may have installed a huge PMD meanwhile (`pmd_trans_unstable`):
         // the caller retries the fault.
         self.pte_table(mm, addr).ok_or(Errno::EAGAIN)
     }
 
-    /// `set_pte_at`: store a PTE (page-table lock held) and tell the oracle.
+    /// `set_pte_at` (`native_set_pte`: `WRITE_ONCE`) of an entry where there was none
+    /// (every caller has checked or cleared the slot under the page-table lock), and tell
+    /// the oracle.
     pub(crate) fn set_pte_at(
         &self,
         mm: MmId,
@@ -320,15 +470,31 @@ impl Kernel {
         pte: Pte,
         at: &'static str,
     ) {
-        let old = Pte(table.entries[crate::pgtable::pte_index(addr)].swap(pte.0, SeqCst));
+        self.set_pte(mm, table, addr, Pte::NONE, pte, vma.is_private(), at)
+    }
+
+    /// `set_pte_at` over `old` (none, or a non-present entry such as a migration entry),
+    /// in a `private` or shared mapping.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn set_pte(
+        &self,
+        mm: MmId,
+        table: &PteTable,
+        addr: Addr,
+        old: Pte,
+        pte: Pte,
+        private: bool,
+        at: &'static str,
+    ) {
+        self.mo.write_once(&table.entries[pte_index(addr)], pte.0);
         tracing::trace!(target: "cowbreak::mm", func = at, mm, addr, old = ?old, new = ?pte, "set_pte_at");
         if pte.present() {
-            self.oracle
-                .on_map(mm, addr, pte.pfn(), vma.is_private(), at);
+            self.oracle.on_map(mm, addr, pte.pfn(), private, at);
         }
     }
 
-    /// `ptep_get_and_clear` (an xchg, a full barrier on x86) and tell the oracle.
+    /// `ptep_get_and_clear` (the architecture's: `xchg` on x86, `xchg_relaxed` on arm64)
+    /// and tell the oracle.
     pub(crate) fn ptep_get_and_clear(
         &self,
         mm: MmId,
@@ -337,8 +503,9 @@ impl Kernel {
         cause: UnmapCause,
         at: &'static str,
     ) -> Pte {
-        let old = Pte(table.entries[crate::pgtable::pte_index(addr)].swap(0, SeqCst));
-        fence(SeqCst);
+        let old = Pte(self
+            .arch
+            .ptep_get_and_clear(self.mo, &table.entries[pte_index(addr)]));
         if old.present() {
             tracing::trace!(target: "cowbreak::mm", func = at, mm, addr, old = ?old, new = ?Pte::NONE, "ptep_get_and_clear");
             self.oracle.on_unmap(mm, addr, cause);
@@ -346,48 +513,53 @@ impl Kernel {
         old
     }
 
-    /// `ptep_set_wrprotect`: clear the write bit in place (a locked RMW on x86).
+    /// `ptep_set_wrprotect`: clear the write bit in place (x86 `clear_bit` on the entry;
+    /// arm64 a `cmpxchg_relaxed` loop: unordered either way).
     pub(crate) fn ptep_set_wrprotect(
         &self,
         mm: MmId,
         table: &PteTable,
         addr: Addr,
+        old: Pte,
         at: &'static str,
     ) {
-        let old =
-            Pte(table.entries[crate::pgtable::pte_index(addr)].fetch_and(!Pte::WRITE_BIT, SeqCst));
+        self.mo
+            .clear_bit(Pte::WRITE_BIT, &table.entries[pte_index(addr)]);
         tracing::trace!(target: "cowbreak::mm", func = at, mm, addr, old = ?old, new = ?old.wrprotect(), "ptep_set_wrprotect");
     }
 
-    /// `ptep_set_access_flags`: update the young / dirty / write bits of a PTE whose page
-    /// does not change (page-table lock held).
+    /// `ptep_set_access_flags`: new young / dirty / write bits on a PTE whose page does
+    /// not change (page-table lock held; x86 `set_pte`, arm64 a `cmpxchg_relaxed` loop).
     pub(crate) fn ptep_set_access_flags(
         &self,
         mm: MmId,
         table: &PteTable,
         addr: Addr,
+        old: Pte,
         pte: Pte,
         at: &'static str,
     ) {
-        let old = Pte(table.entries[crate::pgtable::pte_index(addr)].swap(pte.0, SeqCst));
         debug_assert_eq!(
             old.pfn(),
             pte.pfn(),
             "ptep_set_access_flags changed the page"
         );
+        self.mo.write_once(&table.entries[pte_index(addr)], pte.0);
         tracing::trace!(target: "cowbreak::mm", func = at, mm, addr, old = ?old, new = ?pte, "ptep_set_access_flags");
     }
 
-    /// `set_pmd_at` of a huge entry (PMD lock held) and tell the oracle.
+    /// `set_pmd_at` of a huge entry where there was none (PMD lock held; `WRITE_ONCE`)
+    /// and tell the oracle.
     pub(crate) fn set_pmd_at(&self, mm: MmId, vma: &Vma, addr: Addr, pmd: Pmd, at: &'static str) {
-        let old = Pmd(self.mm(mm).pmd[crate::pgtable::pmd_index(addr)].swap(pmd.0, SeqCst));
-        tracing::trace!(target: "cowbreak::mm", func = at, mm, addr, old = ?old, new = ?pmd, "set_pmd_at");
+        self.mo.write_once(&self.mm(mm).pmd[pmd_index(addr)], pmd.0);
+        tracing::trace!(target: "cowbreak::mm", func = at, mm, addr, old = ?Pmd::NONE, new = ?pmd, "set_pmd_at");
         let base = crate::pgtable::pmd_start(addr);
         self.oracle
             .on_map_huge(mm, base, pmd.leaf().pfn(), vma.is_private(), at);
     }
 
-    /// `pmdp_huge_get_and_clear` (an xchg) and tell the oracle.
+    /// `pmdp_huge_get_and_clear` (the architecture's `xchg` / `xchg_relaxed`) and tell
+    /// the oracle.
     pub(crate) fn pmdp_huge_get_and_clear(
         &self,
         mm: MmId,
@@ -395,8 +567,9 @@ impl Kernel {
         cause: UnmapCause,
         at: &'static str,
     ) -> Pmd {
-        let old = Pmd(self.mm(mm).pmd[crate::pgtable::pmd_index(addr)].swap(0, SeqCst));
-        fence(SeqCst);
+        let old = Pmd(self
+            .arch
+            .ptep_get_and_clear(self.mo, &self.mm(mm).pmd[pmd_index(addr)]));
         if old.is_huge() {
             tracing::trace!(target: "cowbreak::mm", func = at, mm, addr, old = ?old, new = ?Pmd::NONE, "pmdp_huge_get_and_clear");
             self.oracle
@@ -407,19 +580,28 @@ impl Kernel {
 
     /// `pmdp_set_access_flags` / `touch_pmd`: new young / dirty / write bits on a huge
     /// PMD whose page does not change (PMD lock held).
-    pub(crate) fn pmdp_set_access_flags(&self, mm: MmId, addr: Addr, pmd: Pmd, at: &'static str) {
-        let old = Pmd(self.mm(mm).pmd[crate::pgtable::pmd_index(addr)].swap(pmd.0, SeqCst));
+    pub(crate) fn pmdp_set_access_flags(
+        &self,
+        mm: MmId,
+        addr: Addr,
+        old: Pmd,
+        pmd: Pmd,
+        at: &'static str,
+    ) {
         debug_assert_eq!(
             old.leaf().pfn(),
             pmd.leaf().pfn(),
             "pmdp_set_access_flags changed the page"
         );
+        self.mo.write_once(&self.mm(mm).pmd[pmd_index(addr)], pmd.0);
         tracing::trace!(target: "cowbreak::mm", func = at, mm, addr, old = ?old, new = ?pmd, "pmdp_set_access_flags");
     }
 
-    /// `flush_tlb_mm_range` / `tlb_flush_mmu`: the TLB shootdown IPI from `cpu`.
-    pub(crate) fn flush_tlb(&self, cpu: usize, at: &'static str) {
-        self.ipi_sync(cpu, at);
+    /// `pmdp_set_wrprotect` (`clear_bit` on x86; unordered).
+    pub(crate) fn pmdp_set_wrprotect(&self, mm: MmId, addr: Addr, at: &'static str) {
+        self.mo
+            .clear_bit(Pte::WRITE_BIT, &self.mm(mm).pmd[pmd_index(addr)]);
+        tracing::trace!(target: "cowbreak::mm", mm, func = at, addr, "pmdp_set_wrprotect");
     }
 
     // ---- end-of-execution accounting ----------------------------------------------
@@ -431,7 +613,7 @@ impl Kernel {
         let mut maps = vec![0i64; self.frames.len()];
         for mm in &self.mms {
             for slot in &mm.pmd {
-                let pmd = Pmd(slot.load(SeqCst));
+                let pmd = Pmd(self.mo.read_once(slot));
                 if pmd.is_none() {
                     continue;
                 }
@@ -442,7 +624,7 @@ impl Kernel {
                     continue;
                 }
                 for e in &self.tables.table(pmd.table_id()).entries {
-                    let pte = Pte(e.load(SeqCst));
+                    let pte = Pte(self.mo.read_once(e));
                     if pte.present() && !pte.special() {
                         maps[pte.pfn() as usize] += 1;
                     }
@@ -463,11 +645,10 @@ impl Kernel {
                 }
                 continue;
             };
-            let page = self.page(pfn);
             let (ghost_maps, pins) = self.oracle.expected_refs(pfn);
             let cache_ref = i64::from(kind == PageKind::PageCache);
             let want_count = maps[pfn as usize] + pins + cache_ref;
-            let (count, mapcount) = (page.count(), page.mapcount());
+            let (count, mapcount) = (self.page_count(pfn), self.page_mapcount(pfn));
             if count != want_count
                 || mapcount != maps[pfn as usize]
                 || ghost_maps != maps[pfn as usize]

@@ -38,19 +38,25 @@
 
 #![warn(missing_docs)]
 
+pub mod arch;
 pub mod era;
 pub mod gup;
-mod irq;
+pub mod irq;
 mod kernel;
+mod ksm;
 pub mod memory;
+mod migrate;
 pub mod mm_types;
 pub mod mmap;
 pub mod oracle;
 pub mod page;
 pub mod pgtable;
+pub mod primitives;
+pub mod record;
 mod uaccess;
 
-pub use era::{Era, Policy, Switch, UnknownEra, UnknownSwitch, SWITCHES};
+pub use arch::{Arch, UnknownArch};
+pub use era::{Axis, Era, Policy, Switch, UnknownEra, UnknownSwitch, SWITCHES};
 pub use irq::Cpu;
 pub use kernel::{File, Kernel, KernelConfig};
 pub use mm_types::{FileId, MmId, MmStruct, Vma};
@@ -58,6 +64,7 @@ pub use mmap::{MapKind, Prot};
 pub use oracle::{Violation, ViolationKind};
 pub use page::{Pfn, Stamp};
 pub use pgtable::{Addr, PAGE_SIZE};
+pub use primitives::MemoryModel;
 pub use uaccess::{Pin, PinMode};
 
 use std::fmt;
@@ -176,6 +183,14 @@ impl<'k> Task<'k> {
     /// Release a pin.
     pub fn unpin(&self, pin: Pin) {
         self.k.unpin(pin)
+    }
+    /// Migrate the page at `addr` (`move_pages(2)` of one anon page).
+    pub fn migrate(&self, addr: Addr) -> Result<(), Errno> {
+        self.k.migrate(self.cpu, self.mm, addr)
+    }
+    /// KSM merges the page at `addr` with a KSM page of the same contents.
+    pub fn ksm_merge(&self, addr: Addr) -> Result<(), Errno> {
+        self.k.ksm_merge(self.cpu, self.mm, addr)
     }
 }
 

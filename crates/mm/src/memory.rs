@@ -57,6 +57,8 @@ impl Kernel {
     ///
     /// `handle_pte_fault` reads the PTE without the lock; a missing PTE goes to
     /// `do_anonymous_page`, `do_read_fault`, `do_cow_fault` or `do_shared_fault`; a
+    /// migration entry to `do_swap_page`, which waits for the migration
+    /// (`migration_entry_wait`) and lets the access retry; a
     /// write (or, from v5.19, unshare) fault on a read-only PTE goes to `do_wp_page`;
     /// otherwise the PTE is marked young (and dirty for a write).
     pub fn handle_mm_fault(
@@ -87,7 +89,7 @@ impl Kernel {
             Err(Errno::EAGAIN) => return Ok(0),
             Err(e) => return Err(e),
         };
-        let orig = table.get(addr);
+        let orig = self.ptep_get(table, addr);
         let vmf = VmFault {
             cpu,
             mm,
@@ -97,6 +99,11 @@ impl Kernel {
             table,
             orig,
         };
+        if orig.is_migration_entry() {
+            // do_swap_page on a migration entry.
+            self.migration_entry_wait(mm, table, addr);
+            return Ok(0);
+        }
         if !orig.present() {
             return if vma.is_anonymous() {
                 self.do_anonymous_page(&vmf)
@@ -117,15 +124,15 @@ impl Kernel {
                 return Ok(0);
             }
         }
-        let _ptl = self.mm(mm).page_table_lock.lock();
-        let cur = table.get(addr);
+        let _ptl = self.mo.spin_lock(&self.mm(mm).page_table_lock);
+        let cur = self.ptep_get(table, addr);
         if cur == orig {
             let mut entry = cur.mkyoung();
             if vmf.write() {
                 entry = entry.mkdirty();
             }
             if entry != cur {
-                self.ptep_set_access_flags(mm, table, addr, entry, "handle_pte_fault");
+                self.ptep_set_access_flags(mm, table, addr, cur, entry, "handle_pte_fault");
             }
         }
         Ok(0)
@@ -143,7 +150,7 @@ impl Kernel {
     ) -> Result<u32, Errno> {
         let none = |k: &Kernel| k.pmd_read(mm, addr).is_none();
         if flags & fault::WRITE == 0 {
-            let _ptl = self.mm(mm).page_table_lock.lock();
+            let _ptl = self.mo.spin_lock(&self.mm(mm).page_table_lock);
             if none(self) {
                 let entry = Pmd::huge(Pte::mk(HUGE_ZERO_PFN, false).mkspecial());
                 self.set_pmd_at(mm, vma, addr, entry, "do_huge_pmd_anonymous_page");
@@ -151,8 +158,9 @@ impl Kernel {
             return Ok(0);
         }
         let pfn = self.alloc_page(PageKind::Anon)?;
+        self.__SetPageUptodate(pfn);
         let entry = Pmd::huge(maybe_mkwrite(Pte::mk(pfn, false).mkdirty(), vma));
-        let ptl = self.mm(mm).page_table_lock.lock();
+        let ptl = self.mo.spin_lock(&self.mm(mm).page_table_lock);
         if !none(self) {
             drop(ptl);
             self.put_page(pfn, "do_huge_pmd_anonymous_page");
@@ -165,14 +173,20 @@ impl Kernel {
 
     /// `huge_pmd_set_accessed`: mark a huge PMD young (and dirty for a write).
     fn huge_pmd_set_accessed(&self, mm: MmId, addr: Addr, orig: Pmd, write: bool) {
-        let _ptl = self.mm(mm).page_table_lock.lock();
+        let _ptl = self.mo.spin_lock(&self.mm(mm).page_table_lock);
         if self.pmd_read(mm, addr) == orig {
             let mut entry = orig.leaf().mkyoung();
             if write {
                 entry = entry.mkdirty();
             }
             if entry != orig.leaf() {
-                self.pmdp_set_access_flags(mm, addr, Pmd::huge(entry), "huge_pmd_set_accessed");
+                self.pmdp_set_access_flags(
+                    mm,
+                    addr,
+                    orig,
+                    Pmd::huge(entry),
+                    "huge_pmd_set_accessed",
+                );
             }
         }
     }
@@ -196,30 +210,30 @@ impl Kernel {
         orig: Pmd,
     ) -> Result<u32, Errno> {
         let unshare = flags & fault::UNSHARE != 0 && flags & fault::WRITE == 0;
-        let ptl = self.mm(mm).page_table_lock.lock();
+        let ptl = self.mo.spin_lock(&self.mm(mm).page_table_lock);
         if self.pmd_read(mm, addr) != orig {
             return Ok(0);
         }
         let leaf = orig.leaf();
         let old = (!leaf.special()).then(|| leaf.pfn());
         if let Some(pfn) = old {
-            let reuse = if self.policy.anon_exclusive && self.page(pfn).test(flags::ANON_EXCLUSIVE)
+            let reuse = if self.policy.anon_exclusive && self.page_test(pfn, flags::ANON_EXCLUSIVE)
             {
                 true
             } else {
                 let by_refcount =
                     self.policy.thp_reuse_only_if_refcount_one || self.policy.anon_exclusive;
-                self.page(pfn).mapcount() == 1 && (!by_refcount || self.page(pfn).count() == 1)
+                self.page_mapcount(pfn) == 1 && (!by_refcount || self.page_count(pfn) == 1)
             };
             if reuse {
                 if self.policy.anon_exclusive {
-                    self.page(pfn).set(flags::ANON_EXCLUSIVE);
+                    self.page_set(pfn, flags::ANON_EXCLUSIVE);
                 }
                 if unshare {
                     return Ok(0);
                 }
                 let entry = maybe_mkwrite(leaf.mkyoung().mkdirty(), vma);
-                self.pmdp_set_access_flags(mm, addr, Pmd::huge(entry), "do_huge_pmd_wp_page");
+                self.pmdp_set_access_flags(mm, addr, orig, Pmd::huge(entry), "do_huge_pmd_wp_page");
                 return Ok(VM_FAULT_WRITE);
             }
             self.get_page(pfn, "do_huge_pmd_wp_page");
@@ -239,7 +253,8 @@ impl Kernel {
         if let Some(old) = old {
             self.copy_user_highpage(new, old);
         }
-        let ptl = self.mm(mm).page_table_lock.lock();
+        self.__SetPageUptodate(new);
+        let ptl = self.mo.spin_lock(&self.mm(mm).page_table_lock);
         let mut ret = 0;
         let mut release = Some(new);
         if self.pmd_read(mm, addr) == orig {
@@ -274,8 +289,8 @@ impl Kernel {
     fn do_anonymous_page(&self, vmf: &VmFault<'_>) -> Result<u32, Errno> {
         if !vmf.write() {
             let entry = Pte::mk(ZERO_PFN, false).mkspecial();
-            let _ptl = self.mm(vmf.mm).page_table_lock.lock();
-            if vmf.table.get(vmf.addr).is_none() {
+            let _ptl = self.mo.spin_lock(&self.mm(vmf.mm).page_table_lock);
+            if self.ptep_get(vmf.table, vmf.addr).is_none() {
                 self.set_pte_at(
                     vmf.mm,
                     vmf.table,
@@ -288,9 +303,10 @@ impl Kernel {
             return Ok(0);
         }
         let pfn = self.alloc_page(PageKind::Anon)?;
+        self.__SetPageUptodate(pfn);
         let entry = maybe_mkwrite(Pte::mk(pfn, false).mkdirty(), &vmf.vma);
-        let ptl = self.mm(vmf.mm).page_table_lock.lock();
-        if !vmf.table.get(vmf.addr).is_none() {
+        let ptl = self.mo.spin_lock(&self.mm(vmf.mm).page_table_lock);
+        if !self.ptep_get(vmf.table, vmf.addr).is_none() {
             drop(ptl);
             self.put_page(pfn, "do_anonymous_page");
             return Ok(0);
@@ -317,8 +333,8 @@ impl Kernel {
 
     /// `finish_fault` for a page-cache page: map it if the PTE is still empty.
     fn finish_fault_file(&self, vmf: &VmFault<'_>, pfn: Pfn, entry: Pte, at: &'static str) {
-        let ptl = self.mm(vmf.mm).page_table_lock.lock();
-        if !vmf.table.get(vmf.addr).is_none() {
+        let ptl = self.mo.spin_lock(&self.mm(vmf.mm).page_table_lock);
+        if !self.ptep_get(vmf.table, vmf.addr).is_none() {
             drop(ptl);
             self.put_page(pfn, at);
             return;
@@ -351,9 +367,10 @@ impl Kernel {
         };
         self.copy_user_highpage(new, src);
         self.put_page(src, "do_cow_fault");
+        self.__SetPageUptodate(new);
         let entry = maybe_mkwrite(Pte::mk(new, false).mkdirty(), &vmf.vma);
-        let ptl = self.mm(vmf.mm).page_table_lock.lock();
-        if !vmf.table.get(vmf.addr).is_none() {
+        let ptl = self.mo.spin_lock(&self.mm(vmf.mm).page_table_lock);
+        if !self.ptep_get(vmf.table, vmf.addr).is_none() {
             drop(ptl);
             self.put_page(new, "do_cow_fault");
             return Ok(0);
@@ -374,6 +391,7 @@ impl Kernel {
 
     /// `do_wp_page`: a write (or unshare) fault on a present, read-only PTE.
     ///
+    /// A KSM page is never reused (`PageKsm`): it is copied.
     /// Takes the page-table lock and bails if the PTE changed since the fault began.
     /// The shared zero page, and from v6.2 any non-anon page being unshared, are copied
     /// (`wp_page_copy`). Shared writable mappings reuse (`wp_page_shared`). For an anon
@@ -387,8 +405,8 @@ impl Kernel {
     ///   An unshare fault (c89357e27f20) that can reuse only marks the page exclusive and
     ///   leaves the PTE read-only.
     fn do_wp_page(&self, vmf: &VmFault<'_>) -> Result<u32, Errno> {
-        let ptl = self.mm(vmf.mm).page_table_lock.lock();
-        if vmf.table.get(vmf.addr) != vmf.orig {
+        let ptl = self.mo.spin_lock(&self.mm(vmf.mm).page_table_lock);
+        if self.ptep_get(vmf.table, vmf.addr) != vmf.orig {
             return Ok(0);
         }
         let page = self.vm_normal_page(vmf.orig);
@@ -400,26 +418,26 @@ impl Kernel {
             drop(ptl);
             return self.wp_page_copy(vmf, None);
         };
-        if self.page_anon(pfn) {
+        if self.page_anon(pfn) && !self.page_test(pfn, flags::KSM) {
             let reuse = if self.policy.anon_exclusive {
-                if self.page(pfn).test(flags::ANON_EXCLUSIVE) {
+                if self.page_test(pfn, flags::ANON_EXCLUSIVE) {
                     true
-                } else if self.page(pfn).count() != 1 || !self.trylock_page(pfn) {
+                } else if self.page_count(pfn) != 1 || !self.trylock_page(pfn) {
                     false
                 } else {
-                    let ok = self.page(pfn).count() == 1;
+                    let ok = self.page_count(pfn) == 1;
                     if ok {
                         // page_move_anon_rmap: the page is ours alone now.
-                        self.page(pfn).set(flags::ANON_EXCLUSIVE);
+                        self.page_set(pfn, flags::ANON_EXCLUSIVE);
                     }
                     self.unlock_page(pfn);
                     ok
                 }
             } else if self.policy.reuse_only_if_refcount_one {
-                if self.page(pfn).count() != 1 || !self.trylock_page(pfn) {
+                if self.page_count(pfn) != 1 || !self.trylock_page(pfn) {
                     false
                 } else {
-                    let ok = self.page(pfn).mapcount() == 1 && self.page(pfn).count() == 1;
+                    let ok = self.page_mapcount(pfn) == 1 && self.page_count(pfn) == 1;
                     self.unlock_page(pfn);
                     ok
                 }
@@ -428,8 +446,8 @@ impl Kernel {
                     self.get_page(pfn, "do_wp_page");
                     drop(ptl);
                     self.lock_page(pfn);
-                    let _ptl = self.mm(vmf.mm).page_table_lock.lock();
-                    let same = vmf.table.get(vmf.addr) == vmf.orig;
+                    let _ptl = self.mo.spin_lock(&self.mm(vmf.mm).page_table_lock);
+                    let same = self.ptep_get(vmf.table, vmf.addr) == vmf.orig;
                     if !same {
                         self.unlock_page(pfn);
                         drop(_ptl);
@@ -438,7 +456,7 @@ impl Kernel {
                     }
                     self.put_page(pfn, "do_wp_page");
                     // reuse_swap_page: no swap in the model, so mapcount <= 1.
-                    let ok = self.page(pfn).mapcount() <= 1;
+                    let ok = self.page_mapcount(pfn) <= 1;
                     self.unlock_page(pfn);
                     if ok {
                         return Ok(self.wp_page_reuse(vmf));
@@ -447,7 +465,7 @@ impl Kernel {
                     self.get_page(pfn, "do_wp_page");
                     return self.wp_page_copy(vmf, Some(pfn));
                 }
-                let ok = self.page(pfn).mapcount() <= 1;
+                let ok = self.page_mapcount(pfn) <= 1;
                 self.unlock_page(pfn);
                 ok
             };
@@ -474,7 +492,14 @@ impl Kernel {
     /// writable) writable. Returns VM_FAULT_WRITE. The page-table lock is held.
     fn wp_page_reuse(&self, vmf: &VmFault<'_>) -> u32 {
         let entry = maybe_mkwrite(vmf.orig.mkyoung().mkdirty(), &vmf.vma);
-        self.ptep_set_access_flags(vmf.mm, vmf.table, vmf.addr, entry, "wp_page_reuse");
+        self.ptep_set_access_flags(
+            vmf.mm,
+            vmf.table,
+            vmf.addr,
+            vmf.orig,
+            entry,
+            "wp_page_reuse",
+        );
         VM_FAULT_WRITE
     }
 
@@ -497,10 +522,11 @@ impl Kernel {
         if let Some(old) = old {
             self.copy_user_highpage(new, old);
         }
-        let ptl = self.mm(vmf.mm).page_table_lock.lock();
+        self.__SetPageUptodate(new);
+        let ptl = self.mo.spin_lock(&self.mm(vmf.mm).page_table_lock);
         let mut ret = 0;
         let mut release = Some(new);
-        if vmf.table.get(vmf.addr) == vmf.orig {
+        if self.ptep_get(vmf.table, vmf.addr) == vmf.orig {
             let entry = if vmf.unshare() && !vmf.write() {
                 Pte::mk(new, false)
             } else {

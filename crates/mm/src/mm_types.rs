@@ -1,6 +1,6 @@
 //! `struct vm_area_struct` and `struct mm_struct` (include/linux/mm_types.h).
 
-use cowbreak_sync::atomic::{AtomicBool, AtomicU64};
+use cowbreak_sync::atomic::AtomicU64;
 use cowbreak_sync::{Mutex, RwLock};
 
 use crate::pgtable::{Addr, PTRS_PER_PMD};
@@ -139,8 +139,9 @@ pub struct MmStruct {
     pub pmd: [AtomicU64; PTRS_PER_PMD],
     /// `write_protect_seq` (v5.11, 57efa1fe5957).
     pub write_protect_seq: AtomicU64,
-    /// `has_pinned` (v5.9, 008cfe4418b3; MMF_HAS_PINNED later).
-    pub has_pinned: AtomicBool,
+    /// `has_pinned` (v5.9, 008cfe4418b3: an `atomic_t` set with `atomic_set`, read with
+    /// `atomic_read`; the MMF_HAS_PINNED bit of `mm->flags` from v5.13): 0 or 1.
+    pub has_pinned: AtomicU64,
 }
 
 impl MmStruct {
@@ -151,7 +152,7 @@ impl MmStruct {
             page_table_lock: Mutex::new(()),
             pmd: std::array::from_fn(|_| AtomicU64::new(0)),
             write_protect_seq: AtomicU64::new(0),
-            has_pinned: AtomicBool::new(false),
+            has_pinned: AtomicU64::new(0),
         }
     }
 }

@@ -2,8 +2,6 @@
 //! mm/madvise.c, mm/mprotect.c, mm/memory.c zap and free_pgtables) and fork
 //! (kernel/fork.c `dup_mmap`, mm/memory.c `copy_page_range`).
 
-use cowbreak_sync::atomic::{fence, Ordering::SeqCst};
-
 use crate::kernel::Kernel;
 use crate::mm_types::{is_cow_mapping, vm, Backing, MmId, Vma, Vmas};
 use crate::oracle::UnmapCause;
@@ -112,7 +110,7 @@ impl Kernel {
         prot: Prot,
     ) -> Result<Addr, Errno> {
         let end = check_range(start, len)?;
-        let mut v = self.mm(mm).mmap_lock.write();
+        let mut v = self.mo.down_write(&self.mm(mm).mmap_lock);
         if v.dead {
             return Err(Errno::ESRCH);
         }
@@ -172,7 +170,7 @@ impl Kernel {
             let stop = end.min(pmd_end);
             if self.pmd_read(mm, addr).is_huge() {
                 // zap_huge_pmd: callers refuse ranges that would split a huge PMD.
-                let _ptl = self.mm(mm).page_table_lock.lock();
+                let _ptl = self.mo.spin_lock(&self.mm(mm).page_table_lock);
                 let old =
                     self.pmdp_huge_get_and_clear(mm, addr, UnmapCause::Discard, "zap_huge_pmd");
                 if old.is_huge() && !old.leaf().special() {
@@ -180,8 +178,10 @@ impl Kernel {
                     batch.push(old.leaf().pfn());
                 }
             } else if let Some((_, table)) = self.pte_table(mm, addr) {
-                let _ptl = self.mm(mm).page_table_lock.lock();
+                let _ptl = self.mo.spin_lock(&self.mm(mm).page_table_lock);
                 for a in page_range(addr, stop) {
+                    // A migration entry is cleared too (pte_clear_not_present_full): its
+                    // page's mapping was already removed when the entry was installed.
                     let old =
                         self.ptep_get_and_clear(mm, table, a, UnmapCause::Discard, "zap_pte_range");
                     if old.present() {
@@ -208,7 +208,7 @@ impl Kernel {
     /// so that faults there map huge PMDs (`do_huge_pmd_anonymous_page`).
     pub fn madvise_hugepage(&self, mm: MmId, start: Addr, len: u64) -> Result<(), Errno> {
         let end = check_range(start, len)?;
-        let mut v = self.mm(mm).mmap_lock.write();
+        let mut v = self.mo.down_write(&self.mm(mm).mmap_lock);
         check_mapped(&v, start, end)?;
         split_at(&mut v, start, end);
         for x in v
@@ -222,12 +222,17 @@ impl Kernel {
         Ok(())
     }
 
-    /// `tlb_finish_mmu`: flush the TLB (IPI, waiting for CPUs with interrupts off), then
-    /// free the batched pages and page tables.
+    /// `tlb_finish_mmu` -> `tlb_flush_mmu`: flush the TLB ([`flush_tlb`](Self::flush_tlb):
+    /// an IPI on x86, a broadcast TLBI on arm64), free the batched pages
+    /// (`release_pages`), and free the page tables (`tlb_table_flush`: with
+    /// `rcu_table_free` after an RCU-sched grace period, [`tlb_remove_table`](Self)).
     fn tlb_finish_mmu(&self, cpu: usize, pages: Vec<Pfn>, tables: Vec<usize>) {
         self.flush_tlb(cpu, "tlb_finish_mmu");
         for pfn in pages {
             self.put_page(pfn, "tlb_finish_mmu");
+        }
+        if !tables.is_empty() {
+            self.tlb_remove_table(cpu);
         }
         for t in tables {
             self.oracle.on_table_free(t);
@@ -241,6 +246,9 @@ impl Kernel {
     /// after the TLB flush (`pte_free_tlb` / `tlb_remove_table`).
     fn free_pgtables(&self, mm: MmId, v: &Vmas, start: Addr, end: Addr) -> Vec<usize> {
         let mut freed = Vec::new();
+        // unlink_anon_vmas: after this, rmap walks no longer reach these tables, and a
+        // walk still under way has finished.
+        drop(self.mo.down_write(&self.anon_vma_lock));
         let first = start / PMD_SIZE;
         let last = end.div_ceil(PMD_SIZE);
         for i in first..last {
@@ -248,8 +256,12 @@ impl Kernel {
             if v.list.iter().any(|x| x.start < hi && lo < x.end) {
                 continue;
             }
+            // pmd_pgtable(*pmd); pmd_clear(pmd): READ_ONCE, then WRITE_ONCE of none.
             let slot = &self.mm(mm).pmd[pmd_index(lo)];
-            let pmd = Pmd(slot.swap(0, SeqCst));
+            let pmd = Pmd(self.mo.read_once(slot));
+            if !pmd.is_none() {
+                self.mo.write_once(slot, Pmd::NONE.0);
+            }
             if !pmd.is_none() && !pmd.is_huge() {
                 tracing::trace!(target: "cowbreak::mm", mm, func = "free_pte_range", addr = lo, table = pmd.table_id(), "pmd_clear");
                 freed.push(pmd.table_id());
@@ -263,7 +275,7 @@ impl Kernel {
     /// write.
     pub fn munmap(&self, cpu: usize, mm: MmId, start: Addr, len: u64) -> Result<(), Errno> {
         let end = check_range(start, len)?;
-        let mut v = self.mm(mm).mmap_lock.write();
+        let mut v = self.mo.down_write(&self.mm(mm).mmap_lock);
         if v.dead {
             return Err(Errno::ESRCH);
         }
@@ -290,7 +302,7 @@ impl Kernel {
         len: u64,
     ) -> Result<(), Errno> {
         let end = check_range(start, len)?;
-        let v = self.mm(mm).mmap_lock.read();
+        let v = self.mo.down_read(&self.mm(mm).mmap_lock);
         check_mapped(&v, start, end)?;
         if self.splits_huge_pmd(mm, start, end) {
             return Err(Errno::EINVAL);
@@ -315,7 +327,7 @@ impl Kernel {
         prot: Prot,
     ) -> Result<(), Errno> {
         let end = check_range(start, len)?;
-        let mut v = self.mm(mm).mmap_lock.write();
+        let mut v = self.mo.down_write(&self.mm(mm).mmap_lock);
         check_mapped(&v, start, end)?;
         if prot.write
             && v.list
@@ -346,13 +358,16 @@ impl Kernel {
             for a in page_range(start, end) {
                 if a % PMD_SIZE == 0 && self.pmd_read(mm, a).is_huge() {
                     // change_huge_pmd.
-                    let _ptl = self.mm(mm).page_table_lock.lock();
-                    self.mm(mm).pmd[pmd_index(a)].fetch_and(!Pte::WRITE_BIT, SeqCst);
-                    tracing::trace!(target: "cowbreak::mm", mm, func = "change_huge_pmd", addr = a, "pmd_wrprotect");
+                    let _ptl = self.mo.spin_lock(&self.mm(mm).page_table_lock);
+                    self.pmdp_set_wrprotect(mm, a, "change_huge_pmd");
                 } else if let Some((_, table)) = self.pte_table(mm, a) {
-                    let _ptl = self.mm(mm).page_table_lock.lock();
-                    if table.get(a).write() {
-                        self.ptep_set_wrprotect(mm, table, a, "change_pte_range");
+                    let _ptl = self.mo.spin_lock(&self.mm(mm).page_table_lock);
+                    let old = self.ptep_get(table, a);
+                    if old.write() {
+                        self.ptep_set_wrprotect(mm, table, a, old, "change_pte_range");
+                    } else if old.migration_writable() {
+                        let entry = old.migration_readable();
+                        self.set_pte(mm, table, a, old, entry, true, "change_pte_range");
                     }
                 }
             }
@@ -364,7 +379,7 @@ impl Kernel {
     /// `exit_mmap` (from `mmput` when the last user exits): zap every vma, free every
     /// page table, flush; the address space is dead. Pins held elsewhere stay.
     pub fn exit_mmap(&self, cpu: usize, mm: MmId) -> Result<(), Errno> {
-        let mut v = self.mm(mm).mmap_lock.write();
+        let mut v = self.mo.down_write(&self.mm(mm).mmap_lock);
         if v.dead {
             return Err(Errno::ESRCH);
         }
@@ -385,11 +400,11 @@ impl Kernel {
         if parent == child || child >= self.mms.len() {
             return Err(Errno::EINVAL);
         }
-        let pv = self.mm(parent).mmap_lock.write();
+        let pv = self.mo.down_write(&self.mm(parent).mmap_lock);
         if pv.dead {
             return Err(Errno::ESRCH);
         }
-        let mut cv = self.mm(child).mmap_lock.write();
+        let mut cv = self.mo.down_write(&self.mm(child).mmap_lock);
         if !cv.dead {
             return Err(Errno::EBUSY);
         }
@@ -397,7 +412,7 @@ impl Kernel {
         self.oracle.on_fork_begin(parent);
         cv.list = pv.list.clone();
         cv.dead = false;
-        self.mm(child).has_pinned.store(false, SeqCst);
+        self.mo.atomic_set(&self.mm(child).has_pinned, 0);
         let mut res = Ok(());
         for vma in &pv.list {
             res = self.copy_page_range(parent, child, vma);
@@ -422,9 +437,7 @@ impl Kernel {
         let cow = is_cow_mapping(vma.flags);
         let seq = &self.mm(src).write_protect_seq;
         if cow && self.policy.write_protect_seq {
-            seq.fetch_add(1, SeqCst);
-            // smp_wmb in raw_write_seqcount_begin.
-            fence(SeqCst);
+            self.mo.raw_write_seqcount_begin(seq);
         }
         let mut res = Ok(());
         let mut addr = vma.start;
@@ -438,8 +451,7 @@ impl Kernel {
             addr = stop;
         }
         if cow && self.policy.write_protect_seq {
-            fence(SeqCst);
-            seq.fetch_add(1, SeqCst);
+            self.mo.raw_write_seqcount_end(seq);
         }
         res
     }
@@ -450,7 +462,7 @@ impl Kernel {
     /// PG_anon_exclusive is handled by `page_try_dup_anon_rmap`: splitting is not
     /// modeled, so the huge page is shared and its exclusive bit cleared.)
     fn copy_huge_pmd(&self, src: MmId, dst: MmId, vma: &Vma, addr: Addr) {
-        let _ptl = self.mm(src).page_table_lock.lock();
+        let _ptl = self.mo.spin_lock(&self.mm(src).page_table_lock);
         let pmd = self.pmd_read(src, addr);
         if !pmd.is_huge() {
             return;
@@ -460,11 +472,10 @@ impl Kernel {
             let pfn = child.pfn();
             self.get_page(pfn, "copy_huge_pmd");
             self.page_dup_rmap(pfn);
-            self.page(pfn).clear(pg::ANON_EXCLUSIVE);
+            self.page_clear(pfn, pg::ANON_EXCLUSIVE);
         }
         if is_cow_mapping(vma.flags) && child.write() {
-            self.mm(src).pmd[pmd_index(addr)].fetch_and(!Pte::WRITE_BIT, SeqCst);
-            tracing::trace!(target: "cowbreak::mm", mm = src, func = "copy_huge_pmd", addr, "pmdp_set_wrprotect");
+            self.pmdp_set_wrprotect(src, addr, "copy_huge_pmd");
             child = child.wrprotect();
         }
         self.set_pmd_at(dst, vma, addr, Pmd::huge(child.mkold()), "copy_huge_pmd");
@@ -483,11 +494,36 @@ impl Kernel {
         end: Addr,
     ) -> Result<(), Errno> {
         let (_, dst_table) = self.pte_alloc(dst, start)?;
-        let _ptl = self.mm(src).page_table_lock.lock();
+        let _ptl = self.mo.spin_lock(&self.mm(src).page_table_lock);
         for addr in page_range(start, end) {
-            let pte = src_table.get(addr);
+            let pte = self.ptep_get(src_table, addr);
             if pte.present() {
                 self.copy_present_pte(src, dst, vma, src_table, dst_table, addr, pte)?;
+            } else if pte.is_migration_entry() {
+                // copy_nonpresent_pte: a writable migration entry of a COW mapping
+                // becomes readable in both.
+                let mut entry = pte;
+                if pte.migration_writable() && is_cow_mapping(vma.flags) {
+                    entry = pte.migration_readable();
+                    self.set_pte(
+                        src,
+                        src_table,
+                        addr,
+                        pte,
+                        entry,
+                        true,
+                        "copy_nonpresent_pte",
+                    );
+                }
+                self.set_pte(
+                    dst,
+                    dst_table,
+                    addr,
+                    Pte::NONE,
+                    entry,
+                    true,
+                    "copy_nonpresent_pte",
+                );
             }
         }
         Ok(())
@@ -515,18 +551,19 @@ impl Kernel {
     ) -> Result<(), Errno> {
         let cow = is_cow_mapping(vma.flags);
         let needs_cow_for_dma = |pfn: Pfn| {
-            cow && self.mm(src).has_pinned.load(SeqCst) && self.page(pfn).maybe_dma_pinned()
+            cow && self.mo.atomic_read(&self.mm(src).has_pinned) != 0
+                && self.page_maybe_dma_pinned(pfn)
         };
         if let Some(pfn) = self.vm_normal_page(pte) {
             let anon = self.page_anon(pfn);
             if self.policy.anon_exclusive && anon {
                 self.get_page(pfn, "copy_present_pte");
-                if self.page(pfn).test(pg::ANON_EXCLUSIVE) {
+                if self.page_test(pfn, pg::ANON_EXCLUSIVE) {
                     if needs_cow_for_dma(pfn) {
                         self.put_page(pfn, "copy_present_pte");
                         return self.copy_present_page(dst, vma, dst_table, addr, pfn);
                     }
-                    self.page(pfn).clear(pg::ANON_EXCLUSIVE);
+                    self.page_clear(pfn, pg::ANON_EXCLUSIVE);
                 }
                 self.page_dup_rmap(pfn);
             } else if self.policy.fork_copies_pinned_pages && needs_cow_for_dma(pfn) {
@@ -538,7 +575,7 @@ impl Kernel {
         }
         let mut child = pte;
         if cow && pte.write() {
-            self.ptep_set_wrprotect(src, src_table, addr, "copy_present_pte");
+            self.ptep_set_wrprotect(src, src_table, addr, pte, "copy_present_pte");
             child = child.wrprotect();
         }
         if !vma.is_private() {
@@ -561,6 +598,7 @@ impl Kernel {
     ) -> Result<(), Errno> {
         let new = self.alloc_page(PageKind::Anon)?;
         self.copy_user_highpage(new, pfn);
+        self.__SetPageUptodate(new);
         self.page_add_new_anon_rmap(new);
         let mut entry = Pte::mk(new, false).mkdirty();
         if vma.flags & vm::WRITE != 0 {

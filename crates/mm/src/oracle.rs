@@ -24,7 +24,8 @@ pub enum ViolationKind {
     /// A private write by one mm landed on a page another mm holds a read pin on
     /// (CVE-2020-29374).
     PinIsolation,
-    /// A private or forced write landed on a page-cache page or the zero page (Dirty COW).
+    /// A private or forced write landed on a page-cache page, the zero page or a KSM page
+    /// (Dirty COW).
     RoPageWritten,
     /// After fork, a private write by one mm became visible through another mm's mapping.
     CowIsolation,
@@ -79,7 +80,7 @@ impl ViolationKind {
                 "a write by one mm landed on a page another mm holds a read pin on"
             }
             ViolationKind::RoPageWritten => {
-                "a private or forced write landed on a page-cache page or the zero page"
+                "a private or forced write landed on a page-cache page, the zero page or a KSM page"
             }
             ViolationKind::CowIsolation => {
                 "after fork, a private write became visible through another mm's mapping"
@@ -170,6 +171,9 @@ struct State {
     huge: BTreeSet<(MmId, Addr)>,
     pins: BTreeMap<u64, PinGhost>,
     next_pin: u64,
+    /// The (mm, addr) keys whose last unmap was the mm discarding its own mapping
+    /// (munmap, MADV_DONTNEED, exit), until something is mapped there again.
+    discarded: BTreeSet<(MmId, Addr)>,
     /// mms inside fork: their writes may still land on pages being shared with the child.
     forking: Vec<MmId>,
     violations: Vec<Violation>,
@@ -336,6 +340,7 @@ impl Oracle {
                 s.report(ViolationKind::PageLifetime, at, format!("mm{mm} maps freed pfn {pfn} at {addr:#x}"));
             }
             s.rmap.insert((mm, addr), (pfn, private));
+            s.discarded.remove(&(mm, addr));
             let stale: Vec<(Pfn, bool)> = s
                 .pins
                 .values()
@@ -361,6 +366,7 @@ impl Oracle {
             s.rmap.remove(&(mm, addr));
             s.huge.remove(&(mm, addr));
             if cause == UnmapCause::Discard {
+                s.discarded.insert((mm, addr));
                 for p in s
                     .pins
                     .values_mut()
@@ -384,10 +390,11 @@ impl Oracle {
                 return;
             }
             match frame.kind {
-                PageKind::PageCache | PageKind::Zero => {
+                PageKind::PageCache | PageKind::Zero | PageKind::Ksm => {
                     let what = match (frame.kind, pfn) {
                         (PageKind::Zero, HUGE_ZERO_PFN) => "the huge zero page",
                         (PageKind::Zero, _) => "the shared zero page",
+                        (PageKind::Ksm, _) => "a KSM page",
                         _ => "a page-cache page",
                     };
                     s.report(
@@ -437,9 +444,18 @@ impl Oracle {
     }
 
     /// A pin (or long-held GUP reference) of `refs` on `pfn` by `holder` at `addr`, taken
-    /// by a GUP walk that has just seen `holder`'s PTE map `pfn` (under the page-table
-    /// lock, or by fast GUP's recheck). If the ghost state says the holder no longer maps
-    /// it, the walk read a stale PTE: that is reported.
+    /// by a GUP walk that has just seen `holder`'s entry map `pfn` (under the page-table
+    /// lock, or by fast GUP's recheck). What the ghost state says of the holder's mapping
+    /// now decides:
+    /// - it maps `pfn`: the pin is attached (it must keep matching what the holder maps);
+    /// - it maps another page: the walk took a page the holder had already replaced (COW
+    ///   broke away from it while the walk ran): reported as `pin-coherence`;
+    /// - nothing, because the holder discarded the mapping itself (munmap, MADV_DONTNEED,
+    ///   exit) after the walk read it: the pin is detached, as if taken just before;
+    /// - nothing, because the entry is being replaced (migration or KSM cleared it and
+    ///   will put a page back): attached, so that whatever is mapped next must match. Under
+    ///   weak memory a walk's recheck may still read the entry from before it was cleared;
+    ///   when the clearer then sees the pin and restores the same page, nothing is wrong.
     pub(crate) fn on_pin(
         &self,
         holder: MmId,
@@ -450,16 +466,21 @@ impl Oracle {
         at: &'static str,
     ) -> PinId {
         self.st.with(|s| {
-            let (_, addr) = s.key(holder, addr);
-            let mapped = s.rmap.get(&(holder, addr)).copied();
-            let attached = mapped.map(|(p, _)| p) == Some(pfn);
-            if !attached {
-                s.report(
-                    ViolationKind::PinCoherence,
-                    at,
-                    format!("mm{holder} pinned pfn {pfn} at {addr:#x}, which it no longer maps"),
-                );
-            }
+            let key = s.key(holder, addr);
+            let addr = key.1;
+            let mapped = s.rmap.get(&key).copied();
+            let attached = match mapped {
+                Some((p, _)) if p != pfn => {
+                    s.report(
+                        ViolationKind::PinCoherence,
+                        at,
+                        format!("mm{holder} pinned pfn {pfn} at {addr:#x}, which it no longer maps (it maps pfn {p})"),
+                    );
+                    false
+                }
+                Some(_) => true,
+                None => !s.discarded.contains(&key),
+            };
             let private = mapped.is_none_or(|(_, private)| private);
             let id = s.next_pin;
             s.next_pin += 1;

@@ -6,7 +6,7 @@
 //! (`PageAnon`, `PageAnonExclusive` from v5.19 6c287605fd56, `PG_locked`), and a data
 //! word standing for the page's contents.
 
-use cowbreak_sync::atomic::{AtomicI64, AtomicU64, Ordering::SeqCst};
+use cowbreak_sync::atomic::{AtomicI64, AtomicU64};
 use cowbreak_sync::Mutex;
 
 /// Index of a frame in the [`FramePool`] (`page_to_pfn`).
@@ -38,6 +38,8 @@ pub enum PageKind {
     PageCache,
     /// The shared zero page.
     Zero,
+    /// A KSM page (`PageKsm`): anonymous, shared by content, never written in place.
+    Ksm,
 }
 
 /// Page flags (`PG_*`) the model uses.
@@ -52,6 +54,10 @@ pub mod flags {
     pub const PAGECACHE: u64 = 1 << 3;
     /// The shared zero page.
     pub const ZERO: u64 = 1 << 4;
+    /// `PG_uptodate`: the contents are valid (`__SetPageUptodate`, with its `smp_wmb`).
+    pub const UPTODATE: u64 = 1 << 5;
+    /// `PageKsm` (`page->mapping & PAGE_MAPPING_KSM`).
+    pub const KSM: u64 = 1 << 6;
 }
 
 /// Who wrote a page's data: the id of the mm that wrote it plus one, or one of these.
@@ -120,43 +126,13 @@ pub struct Page {
 }
 
 impl Page {
-    fn new() -> Self {
+    fn new(refcount: i64, flags: u64) -> Self {
         Page {
-            refcount: AtomicI64::new(0),
+            refcount: AtomicI64::new(refcount),
             mapcount: AtomicI64::new(0),
-            flags: AtomicU64::new(0),
+            flags: AtomicU64::new(flags),
             data: AtomicU64::new(0),
         }
-    }
-
-    /// `page_count`.
-    pub fn count(&self) -> i64 {
-        self.refcount.load(SeqCst)
-    }
-    /// `page_mapcount`.
-    pub fn mapcount(&self) -> i64 {
-        self.mapcount.load(SeqCst)
-    }
-    /// Test a flag.
-    pub fn test(&self, flag: u64) -> bool {
-        self.flags.load(SeqCst) & flag != 0
-    }
-    /// Set a flag (`SetPage*`).
-    pub fn set(&self, flag: u64) {
-        self.flags.fetch_or(flag, SeqCst);
-    }
-    /// Clear a flag (`ClearPage*`).
-    pub fn clear(&self, flag: u64) {
-        self.flags.fetch_and(!flag, SeqCst);
-    }
-    /// `page_maybe_dma_pinned` (v5.7 3faa52c03f44): refcount at least the pin bias. False
-    /// positives (1024 plain references) are allowed, false negatives are not.
-    pub fn maybe_dma_pinned(&self) -> bool {
-        self.count() >= GUP_PIN_COUNTING_BIAS
-    }
-    /// The page's contents.
-    pub fn stamp(&self) -> Stamp {
-        Stamp(self.data.load(SeqCst))
     }
 }
 
@@ -174,12 +150,16 @@ impl FramePool {
             n >= 3,
             "a frame pool needs the two zero pages and at least one frame"
         );
-        let pages: Vec<Page> = (0..n).map(|_| Page::new()).collect();
-        for zero in [ZERO_PFN, HUGE_ZERO_PFN] {
-            pages[zero as usize].flags.store(flags::ZERO, SeqCst);
-            // The zero pages' refcounts are never allowed to reach 0.
-            pages[zero as usize].refcount.store(1, SeqCst);
-        }
+        let pages: Vec<Page> = (0..n as Pfn)
+            .map(|pfn| {
+                if is_zero_pfn(pfn) {
+                    // The zero pages' refcounts are never allowed to reach 0.
+                    Page::new(1, flags::ZERO | flags::UPTODATE)
+                } else {
+                    Page::new(0, 0)
+                }
+            })
+            .collect();
         FramePool {
             pages,
             free: Mutex::new((2..n as Pfn).rev().collect()),

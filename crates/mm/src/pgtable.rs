@@ -5,7 +5,7 @@
 //! allocated, freed and reused, so a lockless walker (fast GUP) that outlives the IPI
 //! barrier meets a freed or recycled table, as it would in the kernel.
 
-use cowbreak_sync::atomic::{AtomicU64, Ordering::SeqCst};
+use cowbreak_sync::atomic::AtomicU64;
 use cowbreak_sync::Mutex;
 
 use crate::page::Pfn;
@@ -50,6 +50,13 @@ impl Pte {
     const YOUNG: u64 = 1 << 3;
     const SOFT_DIRTY: u64 = 1 << 4;
     const SPECIAL: u64 = 1 << 5;
+    /// A non-present entry that is a swap entry of the migration type (bit 6 is the
+    /// PMD's `HUGE`).
+    const MIGRATION: u64 = 1 << 7;
+    /// With `MIGRATION`: `make_writable_migration_entry`.
+    const MIGRATION_WRITE: u64 = 1 << 8;
+    /// With `MIGRATION`: `make_readable_exclusive_migration_entry` (v5.19).
+    const MIGRATION_EXCLUSIVE: u64 = 1 << 9;
     const PFN_SHIFT: u32 = 12;
 
     /// The empty entry (`pte_none`).
@@ -62,6 +69,36 @@ impl Pte {
             v |= Self::WRITE;
         }
         Pte(v)
+    }
+    /// `swp_entry_to_pte(make_*_migration_entry(pfn))`: a migration entry for `pfn`,
+    /// writable (`make_writable_migration_entry`), readable and exclusive
+    /// (`make_readable_exclusive_migration_entry`, v5.19) or readable.
+    pub fn migration(pfn: Pfn, writable: bool, exclusive: bool) -> Pte {
+        let mut v = Self::MIGRATION | ((pfn as u64) << Self::PFN_SHIFT);
+        if writable {
+            v |= Self::MIGRATION_WRITE;
+        } else if exclusive {
+            v |= Self::MIGRATION_EXCLUSIVE;
+        }
+        Pte(v)
+    }
+    /// `is_migration_entry(pte_to_swp_entry(pte))` of a non-present entry.
+    pub fn is_migration_entry(self) -> bool {
+        !self.present() && self.0 & Self::MIGRATION != 0
+    }
+    /// `is_writable_migration_entry`.
+    pub fn migration_writable(self) -> bool {
+        self.is_migration_entry() && self.0 & Self::MIGRATION_WRITE != 0
+    }
+    /// `!is_readable_migration_entry`: writable or readable-exclusive, so the page is
+    /// exclusive again when the entry is removed (`RMAP_EXCLUSIVE`).
+    pub fn migration_exclusive(self) -> bool {
+        self.is_migration_entry()
+            && self.0 & (Self::MIGRATION_WRITE | Self::MIGRATION_EXCLUSIVE) != 0
+    }
+    /// `make_readable_migration_entry` of a writable one (fork, mprotect).
+    pub fn migration_readable(self) -> Pte {
+        Pte(self.0 & !Self::MIGRATION_WRITE)
     }
     /// `pte_none`.
     pub fn is_none(self) -> bool {
@@ -125,6 +162,16 @@ impl std::fmt::Debug for Pte {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if self.is_none() {
             return f.write_str("none");
+        }
+        if self.is_migration_entry() {
+            let kind = if self.migration_writable() {
+                "W"
+            } else if self.migration_exclusive() {
+                "RO excl"
+            } else {
+                "RO"
+            };
+            return write!(f, "migration pfn{} {kind}", self.pfn());
         }
         write!(
             f,
@@ -211,11 +258,6 @@ impl PteTable {
         PteTable {
             entries: std::array::from_fn(|_| AtomicU64::new(0)),
         }
-    }
-
-    /// `ptep_get` / `READ_ONCE(*ptep)`.
-    pub fn get(&self, addr: Addr) -> Pte {
-        Pte(self.entries[pte_index(addr)].load(SeqCst))
     }
 }
 

@@ -1,8 +1,6 @@
 //! What user space does to the model: loads and stores through the page tables,
 //! `/proc/pid/mem`, vmsplice, pin_user_pages(_fast), reads through a pin, unpin.
 
-use cowbreak_sync::atomic::Ordering::SeqCst;
-
 use crate::gup::{foll, Grabbed, PinIntent};
 use crate::kernel::Kernel;
 use crate::memory::fault;
@@ -55,8 +53,8 @@ impl Pin {
 impl Kernel {
     /// A user load (`write == None`) or store of `value` at `addr` by a thread of `mm` on
     /// `cpu`. The access is the hardware's: a page walk and the access itself, atomic with
-    /// respect to IPIs (so modeled as an interrupts-off section); a huge PMD maps its page
-    /// directly. A missing or read-only
+    /// respect to IPIs and to a broadcast TLB invalidation (a hardware-access section, see
+    /// [`crate::irq`]); a huge PMD maps its page directly. A missing or read-only
     /// PTE raises a page fault (`do_user_addr_fault`): `mmap_read_lock`, `access_error`
     /// against the vma (SIGSEGV), `handle_mm_fault`, retry the access.
     pub fn user_access(
@@ -67,7 +65,7 @@ impl Kernel {
         write: Option<u32>,
     ) -> Result<Stamp, Errno> {
         for _ in 0..self.gup_retries_max {
-            self.local_irq_disable(cpu);
+            self.hw_access_begin(cpu);
             let mut done = None;
             // The hardware walk: the PMD, then the PTE, or the huge PMD's own page.
             let pmd = self.pmd_read(mm, addr);
@@ -76,7 +74,7 @@ impl Kernel {
             } else if pmd.is_huge() {
                 Some(pmd.leaf())
             } else {
-                let pte = self.tables.table(pmd.table_id()).get(addr);
+                let pte = self.ptep_get_lockless(self.tables.table(pmd.table_id()), addr);
                 self.oracle
                     .check_table_read(pmd.table_id(), mm, "user_access");
                 Some(pte)
@@ -95,11 +93,11 @@ impl Kernel {
                     ));
                 }
             }
-            self.local_irq_enable(cpu);
+            self.hw_access_end(cpu);
             if let Some(stamp) = done {
                 return Ok(stamp);
             }
-            let vmas = self.mm(mm).mmap_lock.read();
+            let vmas = self.mo.down_read(&self.mm(mm).mmap_lock);
             let vma = vmas.lookup(addr).ok_or(Errno::SIGSEGV)?;
             let needed = if write.is_some() { vm::WRITE } else { vm::READ };
             if vma.flags & needed == 0 {
@@ -136,13 +134,14 @@ impl Kernel {
         match write {
             Some(value) => {
                 let stamp = Stamp::by_mm(mm, value);
-                page.data.store(stamp.0, SeqCst);
+                // The store itself: a plain one.
+                self.mo.write_once(&page.data, stamp.0);
                 self.oracle.on_write(mm, addr, pfn, private(), at);
                 tracing::trace!(target: "cowbreak::mm", cpu, mm, func = at, addr, pfn, ?stamp, "write");
                 stamp
             }
             None => {
-                let stamp = Stamp(page.data.load(SeqCst));
+                let stamp = Stamp(self.mo.read_once(&page.data));
                 self.oracle.check_live(pfn, at);
                 tracing::trace!(target: "cowbreak::mm", cpu, mm, func = at, addr, pfn, ?stamp, "read");
                 stamp
@@ -165,7 +164,7 @@ impl Kernel {
         if write.is_some() {
             flags |= foll::WRITE;
         }
-        let vmas = self.mm(mm).mmap_lock.read();
+        let vmas = self.mo.down_read(&self.mm(mm).mmap_lock);
         let got = self.__get_user_pages(cpu, mm, &vmas, addr, 1, flags, None)?;
         let pfn = got[0].pfn;
         let private = || vmas.lookup(addr).is_none_or(|v| v.is_private());
@@ -221,7 +220,8 @@ impl Kernel {
     /// What the device (or the pipe reader) sees through the pin.
     pub fn read_pinned(&self, pin: &Pin) -> Stamp {
         self.oracle.check_live(pin.pfn, "read_pinned_page");
-        let stamp = self.page(pin.pfn).stamp();
+        // The device's DMA read (or the pipe's copy): a plain load.
+        let stamp = Stamp(self.mo.read_once(&self.page(pin.pfn).data));
         tracing::trace!(target: "cowbreak::mm", mm = pin.holder, func = "read_pinned_page", addr = pin.addr, pfn = pin.pfn, ?stamp);
         stamp
     }

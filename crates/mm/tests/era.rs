@@ -1,7 +1,7 @@
 //! Eras and switches: the presets follow KERNEL.md's table and every switch is
 //! documented and flippable.
 
-use cowbreak_mm::{Era, Policy, SWITCHES};
+use cowbreak_mm::{Arch, Axis, Era, Policy, SWITCHES};
 
 #[test]
 fn every_switch_is_documented_with_a_commit_and_flippable() {
@@ -80,23 +80,66 @@ fn presets_follow_the_kernel_history() {
     assert!(!on(Era::V5_9, "write_protect_seq") && on(Era::V5_11, "write_protect_seq"));
     assert!(!on(Era::V5_18, "anon_exclusive") && on(Era::V5_19, "unshare_on_ro_pin"));
     assert!(!on(Era::V6_1, "unshare_any_cow_mapping") && on(Era::V6_2, "unshare_any_cow_mapping"));
+    assert!(!on(Era::V6_0, "anon_exclusive_barriers") && on(Era::V6_1, "anon_exclusive_barriers"));
     for era in Era::ALL {
         assert!(
-            on(era, "ipi_waits_for_irq_off"),
-            "{era}: the mechanism is on in every preset"
+            !on(era, "sequential_consistency"),
+            "{era}: test switches are off in every preset"
         );
     }
 }
 
 #[test]
+fn architectures_set_only_their_own_switches() {
+    for era in Era::ALL {
+        let x86 = Policy::preset(era, Arch::X86);
+        let arm64 = Policy::preset(era, Arch::Arm64);
+        assert_eq!(x86, era.policy(), "{era}: x86 is the default");
+        for (name, _) in x86.diff(&arm64) {
+            let axis = SWITCHES.iter().find(|s| s.name == name).unwrap().axis;
+            assert_eq!(axis, Axis::Arch, "{era}: {name} differs between the arches");
+        }
+        assert!(x86.tso && x86.tlb_flush_ipi && !x86.rcu_table_free, "{era}");
+        assert!(
+            !arm64.tso && !arm64.tlb_flush_ipi && arm64.rcu_table_free,
+            "{era}"
+        );
+        // x86 moved to the generic fast GUP in v4.13 (e585513b76f7).
+        assert_eq!(
+            x86.x86_gup_fast,
+            matches!(era, Era::V4_8 | Era::V4_9 | Era::V4_4_289),
+            "{era}"
+        );
+        assert!(!arm64.x86_gup_fast, "{era}");
+    }
+}
+
+#[test]
+fn arches_parse_by_name_and_suggest() {
+    for a in Arch::ALL {
+        assert_eq!(Arch::from_name(a.name()), Ok(a));
+    }
+    assert_eq!(Arch::from_name("aarch64"), Ok(Arch::Arm64));
+    let err = Arch::from_name("arm46").unwrap_err().to_string();
+    assert!(err.contains("did you mean `arm64`"), "{err}");
+}
+
+#[test]
 fn unmodeled_eras_say_what_they_leave_out() {
-    assert_eq!(Era::V6_1.policy(), Era::V6_0.policy());
+    let mut p = Era::V6_0.policy();
+    p.set("anon_exclusive_barriers", true).unwrap();
+    assert_eq!(
+        p,
+        Era::V6_1.policy(),
+        "v6.1 adds only 088b8aa537c2's barriers"
+    );
     let mut p = Era::V5_11.policy();
     p.set("thp_reuse_only_if_refcount_one", true).unwrap();
+    p.set("pin_folio_ref_add", true).unwrap();
     assert_eq!(
         p,
         Era::V5_18.policy(),
-        "v5.18 adds only the THP refcount rule"
+        "v5.18 adds the THP refcount rule (and the two-step pin of v5.14)"
     );
     for era in [Era::V5_18, Era::V6_1] {
         assert!(
@@ -108,9 +151,10 @@ fn unmodeled_eras_say_what_they_leave_out() {
 
 #[test]
 fn v4_15_differs_from_v4_9_by_the_huge_dirty_cow_fix() {
-    let mut p = Era::V4_9.policy();
+    // On arm64: on x86 the eras also differ by x86's own fast GUP (gone in v4.13).
+    let mut p = Policy::preset(Era::V4_9, Arch::Arm64);
     p.set("touch_pmd_dirty_only_on_write", true).unwrap();
-    assert_eq!(p, Era::V4_15.policy());
+    assert_eq!(p, Policy::preset(Era::V4_15, Arch::Arm64));
     // Backported to the 4.4 stable series long before 4.4.289.
     assert!(Era::V4_4_289.policy().touch_pmd_dirty_only_on_write);
 }

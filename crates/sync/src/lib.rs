@@ -146,10 +146,20 @@ impl Event {
 
 /// The index of the running model thread as the backend numbers them (the thread that
 /// started the execution is 0, spawned threads count up from 1), where the backend can
-/// tell without a scheduling point: shuttle only. For attributing trace events.
+/// tell without a scheduling point: shuttle and loom. For attributing trace events.
 pub fn current_task() -> Option<usize> {
     #[cfg(all(not(loom), not(cowbreak_stress)))]
     return shuttle::current::try_get_current_task().map(usize::from);
+    #[cfg(loom)]
+    {
+        // loom numbers its threads in spawn order and shows the number only through
+        // `Debug` ("ThreadId(N)"); asking is not a branch point.
+        let id = format!("{:?}", loom::thread::current().id());
+        return id
+            .strip_prefix("ThreadId(")
+            .and_then(|s| s.strip_suffix(')'))
+            .and_then(|n| n.parse().ok());
+    }
     #[allow(unreachable_code)]
     None
 }

@@ -5,14 +5,16 @@
 //!   and URW, on the scenario's newest buggy era;
 //! - the stress backend on real threads: executions (and time) to the first violation,
 //!   or "not found in N s";
-//! - loom's exhaustive time on a fixed era.
+//! - loom's exhaustive executions and time on a fixed era, per architecture and preemption
+//!   bound, under the architecture's memory model and, side by side, sequentially
+//!   consistent (`sequential_consistency=on`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use cowbreak_explore::{explore_shuttle, ShuttleConfig, Strategy};
-use cowbreak_mm::{Era, ViolationKind};
+use cowbreak_mm::{Arch, Era, ViolationKind};
 use cowbreak_scenario::Scenario;
 use cowbreak_sync::atomic::{AtomicU64, Ordering::SeqCst};
 use cowbreak_sync::{thread, Arc};
@@ -46,6 +48,15 @@ pub struct Args {
     /// The era for loom's exhaustive times.
     #[arg(long, default_value = "v5.9")]
     loom_era: String,
+    /// Preemption bounds for loom (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "2,3")]
+    loom_bounds: Vec<usize>,
+    /// Architectures for loom (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "x86,arm64")]
+    loom_arches: Vec<String>,
+    /// The architecture of the shuttle and stress figures.
+    #[arg(long, default_value = "x86")]
+    arch: String,
     /// Skip the stress and loom parts (they need their own builds).
     #[arg(long)]
     shuttle_only: bool,
@@ -88,11 +99,11 @@ fn baseline(
     }
 }
 
-fn last_buggy_era(sc: &Scenario) -> Option<(Era, ViolationKind)> {
+fn last_buggy_era(sc: &Scenario, arch: Arch) -> Option<(Era, ViolationKind)> {
     Era::ALL
         .into_iter()
         .rev()
-        .find_map(|e| sc.expected_on(e).first().map(|&k| (e, k)))
+        .find_map(|e| sc.expected_on(e, arch).first().map(|&k| (e, k)))
 }
 
 fn percentile(sorted: &[u64], p: f64) -> u64 {
@@ -105,6 +116,18 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
         scenarios.retain(|s| args.scenarios.contains(&s.name));
     }
     let loom_era = crate::cli::era(&args.loom_era)?;
+    let arch = crate::cli::arch(&args.arch)?;
+    let loom_arches = args
+        .loom_arches
+        .iter()
+        .map(|a| crate::cli::arch(a))
+        .collect::<Result<Vec<_>, _>>()?;
+    // Scenarios for another architecture, or whose history needs loom, have no shuttle
+    // figures on this one.
+    let shuttle_scenarios: Vec<&Scenario> = scenarios
+        .iter()
+        .filter(|s| s.runs_on(arch) && s.backend.as_deref() != Some("loom"))
+        .collect();
     let mut rows = Vec::new();
     println!(
         "{:<40} {:>9} {:>9} {:>9} {:>6}   {:<28} {:<28} {:<28}",
@@ -117,9 +140,10 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
         "random first",
         "URW first"
     );
-    for sc in &scenarios {
-        let (era, kind) = last_buggy_era(sc).map_or((Era::V6_2, None), |(e, k)| (e, Some(k)));
-        let exec = sc.execution(sc.kernel_config(sc.policy(era)));
+    for &sc in &shuttle_scenarios {
+        let (era, kind) = last_buggy_era(sc, arch).map_or((Era::V6_2, None), |(e, k)| (e, Some(k)));
+        let config = sc.kernel_config(sc.policy(era, arch), arch);
+        let exec = sc.execution(config.clone());
         let t = Instant::now();
         let out = explore_shuttle(&throughput(args.executions), exec);
         let model_ns = t.elapsed().as_nanos() as f64;
@@ -151,7 +175,7 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
                     stop_after_first: true,
                     progress: None,
                 };
-                let o = explore_shuttle(&cfg, sc.execution(sc.kernel_config(sc.policy(era))));
+                let o = explore_shuttle(&cfg, sc.execution(config.clone()));
                 if let Some(f) = o.violations.iter().find(|f| f.violation.kind == kind) {
                     found.push(f.first_at_execution);
                 }
@@ -200,15 +224,15 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
             cols[1],
             cols[2]
         );
-        rows.push(json!({"scenario": sc.name, "era": era.name(), "kind": kind.map(|k| k.name()),
+        rows.push(json!({"scenario": sc.name, "era": era.name(), "arch": arch.name(), "kind": kind.map(|k| k.name()),
             "executions": out.executions, "steps": out.steps, "exec_per_s": out.executions as f64 / (model_ns / 1e9),
             "ns_per_step": model_step, "baseline_ns_per_step": base_step, "ratio": model_step / base_step,
             "first_violation": firsts}));
     }
     let mut report = json!({"shuttle": rows});
     if !args.shuttle_only {
-        report["stress"] = stress(&scenarios, &args)?;
-        report["loom"] = loom(&scenarios, loom_era, &args)?;
+        report["stress"] = stress(&shuttle_scenarios, arch, &args)?;
+        report["loom"] = loom(&scenarios, loom_era, &loom_arches, &args)?;
     }
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_string_pretty(&report).expect("JSON"))
@@ -223,6 +247,7 @@ fn run_runner(
     bin: &Path,
     sc: &Scenario,
     era: Era,
+    arch: Arch,
     extra: &[String],
     seconds: f64,
 ) -> Result<Option<Value>, Fail> {
@@ -233,8 +258,9 @@ fn run_runner(
     ));
     std::fs::write(&file, &sc.text).map_err(|e| Fail::bad(e.to_string()))?;
     let mut child = Command::new(bin)
+        .arg("check")
         .arg(&file)
-        .args(["--era", era.name()])
+        .args(["--era", era.name(), "--arch", arch.name(), "--no-traces"])
         .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -270,20 +296,20 @@ fn run_runner(
     })
 }
 
-fn stress(scenarios: &[Scenario], args: &Args) -> Result<Value, Fail> {
+fn stress(scenarios: &[&Scenario], arch: Arch, args: &Args) -> Result<Value, Fail> {
     let bin = build_runner("cowbreak_stress", "target/stress")?;
     println!(
         "\nstress backend (real threads), newest buggy era, up to {} s each:",
         args.stress_seconds
     );
     let mut rows = Vec::new();
-    for sc in scenarios {
-        let Some((era, kind)) = last_buggy_era(sc) else {
+    for &sc in scenarios {
+        let Some((era, kind)) = last_buggy_era(sc, arch) else {
             continue;
         };
         let extra = vec!["--seconds".to_string(), args.stress_seconds.to_string()];
-        let v =
-            run_runner(&bin, sc, era, &extra, args.stress_seconds + 30.0)?.unwrap_or(Value::Null);
+        let v = run_runner(&bin, sc, era, arch, &extra, args.stress_seconds + 30.0)?
+            .unwrap_or(Value::Null);
         let hit = v["violations"]
             .as_array()
             .and_then(|a| a.iter().find(|f| f["kind"] == kind.name()).cloned());
@@ -303,10 +329,10 @@ fn stress(scenarios: &[Scenario], args: &Args) -> Result<Value, Fail> {
     Ok(Value::Array(rows))
 }
 
-fn loom(scenarios: &[Scenario], era: Era, args: &Args) -> Result<Value, Fail> {
+fn loom(scenarios: &[Scenario], era: Era, arches: &[Arch], args: &Args) -> Result<Value, Fail> {
     let bin = build_runner("loom", "target/loom")?;
     println!(
-        "\nloom, exhaustive at preemption bound 2 on {era}, up to {} s each:",
+        "\nloom, exhaustive on {era}, up to {} s each; `sc`: the same with sequential_consistency=on:",
         args.loom_seconds
     );
     let mut rows = Vec::new();
@@ -314,42 +340,52 @@ fn loom(scenarios: &[Scenario], era: Era, args: &Args) -> Result<Value, Fail> {
         if sc.check_loom_limits().is_err() {
             continue;
         }
-        let started = Instant::now();
-        let v = run_runner(
-            &bin,
-            sc,
-            era,
-            &["--preemption-bound".into(), "2".into()],
-            args.loom_seconds,
-        )?;
-        let text = match &v {
-            Some(v) => {
-                let kinds: Vec<&str> = v["violations"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|f| f["kind"].as_str())
-                    .collect();
-                format!(
-                    "{} executions in {} ms{}",
-                    v["executions"],
-                    v["elapsed_ms"],
-                    if kinds.is_empty() {
-                        String::new()
-                    } else {
-                        format!(", found {}", kinds.join(", "))
+        for &arch in arches.iter().filter(|&&a| sc.runs_on(a)) {
+            for &bound in &args.loom_bounds {
+                let mut cols = Vec::new();
+                let mut row = json!({"scenario": sc.name, "era": era.name(), "arch": arch.name(), "preemption_bound": bound});
+                for (key, sc_mode) in [("kernel", false), ("sc", true)] {
+                    let mut extra = vec!["--preemption-bound".to_string(), bound.to_string()];
+                    if sc_mode {
+                        extra.extend([
+                            "--switch".to_string(),
+                            "sequential_consistency=on".to_string(),
+                        ]);
                     }
-                )
+                    let v = run_runner(&bin, sc, era, arch, &extra, args.loom_seconds)?;
+                    cols.push(match &v {
+                        Some(v) => {
+                            let kinds: Vec<&str> = v["violations"]
+                                .as_array()
+                                .into_iter()
+                                .flatten()
+                                .filter_map(|f| f["kind"].as_str())
+                                .collect();
+                            format!(
+                                "{} executions {} ms{}",
+                                v["executions"],
+                                v["elapsed_ms"],
+                                if kinds.is_empty() {
+                                    String::new()
+                                } else {
+                                    format!(" [{}]", kinds.join(","))
+                                }
+                            )
+                        }
+                        None => format!("not exhaustive in {:.0} s", args.loom_seconds),
+                    });
+                    row[key] = json!({"result": v, "timed_out": v.is_none()});
+                }
+                println!(
+                    "  {:<36} {:<6} pb={bound}  {:<40} sc: {}",
+                    sc.name,
+                    arch.name(),
+                    cols[0],
+                    cols[1]
+                );
+                rows.push(row);
             }
-            None => format!(
-                "stopped after {:.0} s (not exhaustive within the limit)",
-                started.elapsed().as_secs_f64()
-            ),
-        };
-        println!("  {:<40} {text}", sc.name);
-        rows.push(
-            json!({"scenario": sc.name, "era": era.name(), "result": v, "timed_out": v.is_none()}),
-        );
+        }
     }
     Ok(Value::Array(rows))
 }

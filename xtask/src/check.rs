@@ -6,7 +6,7 @@ use std::process::{Command, ExitCode};
 
 use cowbreak_explore::campaign::{self, CheckReport, CheckRequest, Reported};
 use cowbreak_explore::{ShuttleConfig, Strategy};
-use cowbreak_mm::{Era, ViolationKind};
+use cowbreak_mm::{Arch, Era, ViolationKind};
 use cowbreak_scenario::Scenario;
 use serde_json::json;
 
@@ -20,9 +20,13 @@ pub struct Args {
     /// The kernel era (v4.8, v4.9, v4.15, v4.4.289, v5.8, v5.9, v5.11, v5.18, v5.19, v6.0, v6.1, v6.2).
     #[arg(long)]
     era: String,
-    /// How to explore: pct, random, urw, dfs (shuttle) or loom (exhaustive within a preemption bound).
-    #[arg(long, default_value = "pct", value_parser = ["pct", "random", "urw", "dfs", "loom"])]
-    backend: String,
+    /// The architecture (x86, arm64); default: the scenario's `arch` line, else x86.
+    #[arg(long)]
+    arch: Option<String>,
+    /// How to explore: pct, random, urw, dfs (shuttle) or loom (exhaustive within a
+    /// preemption bound, weak memory); default: the scenario's `backend` line, else pct.
+    #[arg(long, value_parser = ["pct", "random", "urw", "dfs", "loom"])]
+    backend: Option<String>,
     /// Executions to run (shuttle backends).
     #[arg(long, default_value_t = 10_000)]
     iterations: usize,
@@ -32,9 +36,10 @@ pub struct Args {
     /// PCT bug depth.
     #[arg(long, default_value_t = 3)]
     depth: usize,
-    /// loom's preemption bound.
-    #[arg(long, default_value_t = 2)]
-    preemption_bound: usize,
+    /// loom's preemption bound; default: the scenario's `backend loom preemption-bound=N`,
+    /// else 2.
+    #[arg(long)]
+    preemption_bound: Option<usize>,
     /// Shuttle campaigns: split the executions over this many threads (seeds S, S+1, ...).
     #[arg(long, default_value_t = 1)]
     jobs: usize,
@@ -73,12 +78,18 @@ pub fn strategy(backend: &str, depth: usize) -> Strategy {
 pub fn run(args: Args) -> Result<ExitCode, Fail> {
     let scenario = cli::scenario(&args.scenario)?;
     let era = cli::era(&args.era)?;
+    let arch = cli::arch_for(&scenario, args.arch.as_deref())?;
     let switches = cli::switches(&args.switches)?;
+    let backend = args
+        .backend
+        .clone()
+        .or_else(|| scenario.backend.clone())
+        .unwrap_or_else(|| "pct".into());
     if args.depth == 0 || args.jobs == 0 {
         return Err(Fail::bad("--depth and --jobs must be at least 1"));
     }
     let shuttle = ShuttleConfig {
-        strategy: strategy(&args.backend, args.depth),
+        strategy: strategy(&backend, args.depth),
         iterations: args.iterations,
         seed: args.seed,
         steps_max: args.steps_max,
@@ -91,10 +102,11 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
     let req = CheckRequest {
         scenario,
         era,
+        arch,
         switches,
         shuttle,
     };
-    let report = if args.backend == "loom" {
+    let report = if backend == "loom" {
         loom(&req, &args)?
     } else {
         campaign::check_sharded(&req, args.jobs).map_err(|e| Fail::bad(e.to_string()))?
@@ -120,6 +132,7 @@ pub fn write_traces(violations: &[Reported], dir: &Path) -> Result<Vec<PathBuf>,
         let path = dir.join(campaign::trace_file_name(
             &r.trace.scenario.name,
             &r.trace.era,
+            &r.trace.arch,
             kind,
             index,
         ));
@@ -137,6 +150,7 @@ fn print_report(report: &CheckReport, paths: &[PathBuf], json: bool) {
         let v = json!({
             "scenario": report.scenario,
             "era": report.era,
+            "arch": report.arch,
             "backend": report.backend,
             "params": report.params,
             "executions": report.executions,
@@ -162,9 +176,10 @@ fn print_report(report: &CheckReport, paths: &[PathBuf], json: bool) {
         .map(|(k, v)| format!("{k}={v}"))
         .collect();
     println!(
-        "{} on {} ({} {}): {} executions in {} ms",
+        "{} on {} {} ({} {}): {} executions in {} ms",
         report.scenario,
         report.era,
+        report.arch,
         report.backend,
         params.join(" "),
         report.executions,
@@ -200,48 +215,29 @@ fn print_report(report: &CheckReport, paths: &[PathBuf], json: bool) {
     }
 }
 
-/// Run the loom runner (built with `--cfg loom` in target/loom) and read its JSON.
+/// `check --backend loom`.
 fn loom(req: &CheckRequest, args: &Args) -> Result<CheckReport, Fail> {
+    let bound = args
+        .preemption_bound
+        .or(req.scenario.preemption_bound)
+        .unwrap_or(2);
+    loom_report(req, bound)
+}
+
+/// Run the loom runner (built with `--cfg loom` in target/loom) on `req` and read its
+/// JSON: every violation comes with a trace of the failing loom iteration, replayable
+/// under loom.
+pub fn loom_report(req: &CheckRequest, preemption_bound: usize) -> Result<CheckReport, Fail> {
     req.scenario.check_loom_limits().map_err(Fail::bad)?;
-    let root = project_root();
-    // The runner reads the scenario from a file: built-ins are written out first.
-    let file = root.join(format!("target/loom/scenario-{}.scn", std::process::id()));
-    std::fs::create_dir_all(file.parent().expect("has a parent"))
-        .map_err(|e| Fail::bad(e.to_string()))?;
-    std::fs::write(&file, &req.scenario.text).map_err(|e| Fail::bad(e.to_string()))?;
-    let bin = crate::cli::build_runner("loom", "target/loom")?;
-    let mut cmd = Command::new(bin);
-    cmd.arg(&file).args([
-        "--era",
-        req.era.name(),
-        "--preemption-bound",
-        &args.preemption_bound.to_string(),
-    ]);
-    for (name, on) in &req.switches {
-        cmd.arg("--switch")
-            .arg(format!("{name}={}", if *on { "on" } else { "off" }));
-    }
-    let out = cmd
-        .output()
-        .map_err(|e| Fail::bad(format!("cannot run the loom runner: {e}")))?;
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let v: serde_json::Value = if out.status.success() {
-        serde_json::from_slice(&out.stdout).map_err(|e| {
-            Fail::bad(format!(
-                "the loom runner printed no JSON ({e}): {}",
-                String::from_utf8_lossy(&out.stdout)
-            ))
-        })?
-    } else if let Some(line) = stderr.lines().find(|l| l.starts_with("deadlock")) {
-        // loom aborts the process on a deadlock (model threads are still alive, so it
-        // cannot unwind): report it as shuttle does, and let the re-find give a schedule.
-        json!({"executions": 0, "elapsed_ms": 0, "violations": [
-            {"kind": "deadlock", "at": "scheduler", "message": line, "first_at_execution": 0}]})
-    } else {
-        return Err(Fail::bad(format!("the loom runner failed:\n{stderr}")));
-    };
+    let v = run_loom_runner(
+        &req.scenario,
+        req.era,
+        req.arch,
+        &req.switches,
+        preemption_bound,
+    )?;
     let mut params = std::collections::BTreeMap::new();
-    params.insert("preemption_bound".to_string(), json!(args.preemption_bound));
+    params.insert("preemption_bound".to_string(), json!(preemption_bound));
     let mut violations = Vec::new();
     for f in v["violations"].as_array().into_iter().flatten() {
         let kind = f["kind"]
@@ -250,13 +246,35 @@ fn loom(req: &CheckRequest, args: &Args) -> Result<CheckReport, Fail> {
             .ok_or_else(|| Fail::bad("loom runner: bad kind"))?;
         let at = f["at"].as_str().unwrap_or("").to_string();
         let message = f["message"].as_str().unwrap_or("");
-        let mut r = loom_trace(&req.scenario, req.era, req, kind, &at, message, &params)?;
-        r.found.first_at_execution = f["first_at_execution"].as_u64().unwrap_or(0);
+        let first = f["first_at_execution"].as_u64().unwrap_or(0);
+        let mut r = match f.get("trace").filter(|t| !t.is_null()) {
+            Some(t) => {
+                let trace: cowbreak_trace::TraceFile = serde_json::from_value(t.clone())
+                    .map_err(|e| Fail::bad(format!("loom runner: bad trace: {e}")))?;
+                let violation = cowbreak_mm::Violation {
+                    kind,
+                    at: leak(&at),
+                    message: message.to_string(),
+                };
+                Reported {
+                    found: cowbreak_explore::Found {
+                        violation,
+                        first_at_execution: first,
+                        schedule: None,
+                        schedule_len: trace.schedule.steps,
+                    },
+                    trace,
+                }
+            }
+            None => loom_trace(&req.scenario, req.era, req, kind, &at, message, &params)?,
+        };
+        r.found.first_at_execution = first;
         violations.push(r);
     }
     Ok(CheckReport {
         scenario: req.scenario.name.clone(),
         era: req.era.name().to_string(),
+        arch: req.arch.name().to_string(),
         backend: "loom".into(),
         params,
         executions: v["executions"].as_u64().unwrap_or(0),
@@ -265,9 +283,69 @@ fn loom(req: &CheckRequest, args: &Args) -> Result<CheckReport, Fail> {
     })
 }
 
-/// loom gives no schedule shuttle can replay; look for the same violation with shuttle
-/// (PCT, then DFS) to get one. If only weak memory shows it, the trace says so and has
-/// no events.
+/// A violation's place names a model function: a `&'static str` in the model, read back
+/// from the runner as text. The handful of places a run reports are kept for the run.
+fn leak(at: &str) -> &'static str {
+    Box::leak(at.to_string().into_boxed_str())
+}
+
+/// Run the loom runner's `check` on `scenario` and return its JSON. A loom deadlock
+/// aborts the runner (model threads are still alive, so it cannot unwind): that is
+/// reported as a deadlock without a trace, for the shuttle re-find to give one.
+pub fn run_loom_runner(
+    scenario: &Scenario,
+    era: Era,
+    arch: Arch,
+    switches: &[(String, bool)],
+    preemption_bound: usize,
+) -> Result<serde_json::Value, Fail> {
+    let root = project_root();
+    // The runner reads the scenario from a file: built-ins are written out first.
+    let file = root.join(format!(
+        "target/loom/scenario-{}-{}.scn",
+        std::process::id(),
+        scenario.name
+    ));
+    std::fs::create_dir_all(file.parent().expect("has a parent"))
+        .map_err(|e| Fail::bad(e.to_string()))?;
+    std::fs::write(&file, &scenario.text).map_err(|e| Fail::bad(e.to_string()))?;
+    let bin = crate::cli::build_runner("loom", "target/loom")?;
+    let mut cmd = Command::new(bin);
+    cmd.arg("check").arg(&file).args([
+        "--era",
+        era.name(),
+        "--arch",
+        arch.name(),
+        "--preemption-bound",
+        &preemption_bound.to_string(),
+    ]);
+    for (name, on) in switches {
+        cmd.arg("--switch")
+            .arg(format!("{name}={}", if *on { "on" } else { "off" }));
+    }
+    let out = cmd
+        .output()
+        .map_err(|e| Fail::bad(format!("cannot run the loom runner: {e}")))?;
+    let _ = std::fs::remove_file(&file);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if out.status.success() {
+        serde_json::from_slice(&out.stdout).map_err(|e| {
+            Fail::bad(format!(
+                "the loom runner printed no JSON ({e}): {}",
+                String::from_utf8_lossy(&out.stdout)
+            ))
+        })
+    } else if let Some(line) = stderr.lines().find(|l| l.starts_with("deadlock")) {
+        Ok(json!({"executions": 0, "elapsed_ms": 0, "violations": [
+            {"kind": "deadlock", "at": "scheduler", "message": line, "first_at_execution": 0}]}))
+    } else {
+        Err(Fail::bad(format!("the loom runner failed:\n{stderr}")))
+    }
+}
+
+/// A violation loom found but could not give a trace of (a deadlock aborts loom): look for
+/// the same violation with shuttle (PCT, then DFS) to get one. If only weak memory shows
+/// it, the trace says so and has no events.
 fn loom_trace(
     scenario: &Scenario,
     era: Era,
@@ -315,7 +393,7 @@ fn loom_trace(
     }
     params.insert(
         "schedule".into(),
-        json!("none: no sequentially consistent schedule shows it (weak memory only)"),
+        json!("none: loom gave no path and no sequentially consistent schedule shows it"),
     );
     let found = cowbreak_explore::Found {
         violation: cowbreak_mm::Violation {
@@ -332,6 +410,6 @@ fn loom_trace(
         name: "loom".into(),
         params,
     };
-    let trace = campaign::trace_of(scenario, era, &policy, &backend, &found);
+    let trace = campaign::trace_of(scenario, era, req.arch, &policy, &backend, &found);
     Ok(Reported { found, trace })
 }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::process::ExitCode;
 
-use cowbreak_mm::{suggest, Era, SWITCHES};
+use cowbreak_mm::{suggest, Arch, Era, SWITCHES};
 use cowbreak_scenario::{library, Scenario};
 
 use crate::project_root;
@@ -79,6 +79,29 @@ pub fn builtins() -> Result<Vec<Scenario>, Fail> {
 /// An era by name.
 pub fn era(arg: &str) -> Result<Era, Fail> {
     Era::from_name(arg).map_err(|e| Fail::bad(e.to_string()))
+}
+
+/// An architecture by name.
+pub fn arch(arg: &str) -> Result<Arch, Fail> {
+    Arch::from_name(arg).map_err(|e| Fail::bad(e.to_string()))
+}
+
+/// The architecture to run `scenario` on: `arg` if given (it must be one the scenario's
+/// `arch` line allows), else the scenario's default.
+pub fn arch_for(scenario: &Scenario, arg: Option<&str>) -> Result<Arch, Fail> {
+    let Some(arg) = arg else {
+        return Ok(scenario.default_arch());
+    };
+    let a = arch(arg)?;
+    if !scenario.runs_on(a) {
+        let on: Vec<&str> = scenario.arches.iter().map(|a| a.name()).collect();
+        return Err(Fail::bad(format!(
+            "scenario `{}` is for {} only (its `arch` line), not {a}",
+            scenario.name,
+            on.join(", ")
+        )));
+    }
+    Ok(a)
 }
 
 /// `NAME=on|off` switch flips.

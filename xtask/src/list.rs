@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use cowbreak_mm::{Era, SWITCHES};
+use cowbreak_mm::{Arch, Era, Policy, SWITCHES};
 use serde_json::json;
 
 use crate::cli::{builtins, Fail};
@@ -20,11 +20,18 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
         let v = json!({
             "scenarios": scenarios.iter().map(|s| json!({"name": s.name, "summary": s.summary, "source": s.source,
                 "threads": s.threads.len(), "checks": s.check.iter().map(|k| k.name()).collect::<Vec<_>>(),
-                "expect": s.expect.iter().map(|(k, eras)| json!({"kind": k.name(), "eras": eras.iter().map(|e| e.name()).collect::<Vec<_>>()})).collect::<Vec<_>>()})).collect::<Vec<_>>(),
+                "arches": if s.arches.is_empty() { Arch::ALL.iter().map(|a| a.name()).collect::<Vec<_>>() } else { s.arches.iter().map(|a| a.name()).collect() },
+                "backend": s.backend,
+                "expect": s.expect.iter().map(|(k, cells)| json!({"kind": k.name(), "eras": cells.iter().map(|(e, a)| match a {
+                    Some(a) => format!("{}@{}", e.name(), a.name()),
+                    None => e.name().to_string(),
+                }).collect::<Vec<_>>()})).collect::<Vec<_>>()})).collect::<Vec<_>>(),
             "eras": Era::ALL.iter().map(|e| json!({"name": e.name(), "kernels": e.kernels(),
-                "switches": e.policy().iter().filter(|&(_, on)| on).map(|(n, _)| n).collect::<Vec<_>>(),
+                "switches": e.policy().iter().zip(Policy::default().iter()).filter(|&((n, on), _)| on && SWITCHES.iter().any(|s| s.name == n && s.axis == cowbreak_mm::Axis::Era)).map(|((n, _), _)| n).collect::<Vec<_>>(),
                 "unmodeled": e.unmodeled()})).collect::<Vec<_>>(),
-            "switches": SWITCHES.iter().map(|s| json!({"name": s.name, "commit": s.commit, "kernel": s.kernel, "doc": s.doc.trim()})).collect::<Vec<_>>(),
+            "arches": Arch::ALL.iter().map(|a| json!({"name": a.name(), "summary": a.summary(),
+                "switches": era_arch_switches(*a)})).collect::<Vec<_>>(),
+            "switches": SWITCHES.iter().map(|s| json!({"name": s.name, "commit": s.commit, "kernel": s.kernel, "axis": s.axis.name(), "doc": s.doc.trim()})).collect::<Vec<_>>(),
         });
         println!(
             "{}",
@@ -38,12 +45,15 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
         println!("  {:w$}  {}", s.name, s.summary);
         println!("  {:w$}  source: {}", "", s.source);
     }
-    println!("\nEras ({}):", Era::ALL.len());
+    println!(
+        "\nEras ({}), with the switches each turns on:",
+        Era::ALL.len()
+    );
     for e in Era::ALL {
         let on: Vec<_> = e
             .policy()
             .iter()
-            .filter(|&(n, on)| on && n != "ipi_waits_for_irq_off")
+            .filter(|&(n, on)| on && axis(n) == cowbreak_mm::Axis::Era)
             .map(|(n, _)| n)
             .collect();
         let on = if on.is_empty() {
@@ -56,9 +66,55 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
             println!("  {:9} {:17} not modeled: {u}", "", "");
         }
     }
+    println!("\nArchitectures (--arch; x86 the default), with the switches each turns on:");
+    for a in Arch::ALL {
+        println!("  {:9} {}", a.name(), a.summary());
+        println!("  {:9} {}", "", era_arch_switches(a).join("; "));
+    }
     println!("\nSwitches ({}):", SWITCHES.len());
     for s in SWITCHES {
-        println!("  {:26} {:6} {}", s.name, s.kernel, s.commit);
+        println!(
+            "  {:30} {:5} {:10} {}",
+            s.name,
+            s.axis.name(),
+            s.kernel,
+            s.commit
+        );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn axis(name: &str) -> cowbreak_mm::Axis {
+    SWITCHES
+        .iter()
+        .find(|s| s.name == name)
+        .map_or(cowbreak_mm::Axis::Mechanism, |s| s.axis)
+}
+
+/// The architecture switches `arch` turns on, per era where they depend on it.
+fn era_arch_switches(arch: Arch) -> Vec<String> {
+    let on = |e: Era| -> Vec<&'static str> {
+        Policy::preset(e, arch)
+            .iter()
+            .filter(|&(n, on)| on && axis(n) == cowbreak_mm::Axis::Arch)
+            .map(|(n, _)| n)
+            .collect()
+    };
+    let mut out: Vec<String> = Vec::new();
+    let mut last: Option<Vec<&str>> = None;
+    for e in Era::ALL {
+        let now = on(e);
+        if last.as_ref() != Some(&now) {
+            out.push(format!(
+                "{e}: {}",
+                if now.is_empty() {
+                    "(none)".to_string()
+                } else {
+                    now.join(", ")
+                }
+            ));
+            last = Some(now);
+        }
+    }
+    out
 }

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use cowbreak_explore::campaign::{self, CheckRequest};
 use cowbreak_explore::{ShuttleConfig, Strategy};
-use cowbreak_mm::{Era, ViolationKind};
+use cowbreak_mm::{Arch, Era, ViolationKind};
 use cowbreak_scenario::Scenario;
 use serde_json::json;
 
@@ -23,6 +23,13 @@ pub struct Args {
     /// Eras to run (comma-separated); default: all.
     #[arg(long, value_delimiter = ',')]
     eras: Vec<String>,
+    /// Architectures to run (comma-separated): cells become scenario x era x arch.
+    #[arg(long, value_delimiter = ',', default_value = "x86,arm64")]
+    arch: Vec<String>,
+    /// loom's preemption bound for scenarios whose history needs loom (`backend loom`);
+    /// default: the scenario's own (`preemption-bound=N`), else 2.
+    #[arg(long)]
+    preemption_bound: Option<usize>,
     /// PCT executions per cell.
     #[arg(long, default_value_t = 20_000)]
     budget: usize,
@@ -49,6 +56,9 @@ pub struct Args {
 struct Cell {
     scenario: usize,
     era: Era,
+    arch: Arch,
+    /// How the cell was checked, e.g. `PCT d=3, 20000 executions`.
+    checked: String,
     kinds: Vec<ViolationKind>,
     first_at: Option<u64>,
     executions: u64,
@@ -93,22 +103,37 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
             .map(|e| cli::era(e))
             .collect::<Result<_, _>>()?
     };
-    if args.depth == 0 || args.jobs == 0 || args.budget == 0 {
-        return Err(Fail::bad("--depth, --jobs and --budget must be at least 1"));
+    let arches: Vec<Arch> = args
+        .arch
+        .iter()
+        .map(|a| cli::arch(a))
+        .collect::<Result<_, _>>()?;
+    if args.depth == 0 || args.jobs == 0 || args.budget == 0 || arches.is_empty() {
+        return Err(Fail::bad(
+            "--depth, --jobs and --budget must be at least 1, and --arch must name one",
+        ));
     }
-    let work: Vec<(usize, Era)> = (0..scenarios.len())
-        .flat_map(|s| eras.iter().map(move |&e| (s, e)))
-        .collect();
+    let mut work: Vec<(usize, Era, Arch)> = Vec::new();
+    for (s, sc) in scenarios.iter().enumerate() {
+        for &a in arches.iter().filter(|&&a| sc.runs_on(a)) {
+            for &e in &eras {
+                work.push((s, e, a));
+            }
+        }
+    }
     let next = AtomicUsize::new(0);
     let cells = Mutex::new(Vec::new());
     let failure = Mutex::new(None);
     let started = Instant::now();
     eprintln!(
-        "matrix: {} scenarios x {} eras, PCT d={} {} executions per cell, seed {}, {} jobs",
+        "matrix: {} scenarios x {} eras x {} arches ({} cells), PCT d={} {} executions per cell (and loom pb={} where a scenario needs weak memory), seed {}, {} jobs",
         scenarios.len(),
         eras.len(),
+        arches.len(),
+        work.len(),
         args.depth,
         args.budget,
+        args.preemption_bound.map_or("its own".to_string(), |b| b.to_string()),
         args.seed,
         args.jobs
     );
@@ -116,11 +141,14 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
         for _ in 0..args.jobs {
             s.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(&(si, era)) = work.get(i) else { break };
+                let Some(&(si, era, arch)) = work.get(i) else {
+                    break;
+                };
                 let sc = &scenarios[si];
                 let req = CheckRequest {
                     scenario: sc.clone(),
                     era,
+                    arch,
                     switches: Vec::new(),
                     shuttle: ShuttleConfig {
                         strategy: Strategy::Pct { depth: args.depth },
@@ -131,13 +159,43 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
                         progress: None,
                     },
                 };
-                let report = match campaign::check(&req) {
+                // A scenario whose history needs weak memory is checked both ways: PCT
+                // for what any interleaving shows, loom for what only weak memory does.
+                let loom = sc.backend.as_deref() == Some("loom");
+                let bound = args.preemption_bound.or(sc.preemption_bound).unwrap_or(2);
+                let report = campaign::check(&req)
+                    .map_err(|e| Fail::bad(e.to_string()))
+                    .and_then(|mut pct| {
+                        if loom {
+                            let l = crate::check::loom_report(&req, bound)?;
+                            for r in l.violations {
+                                let same = |k: &campaign::Reported| {
+                                    k.found.violation.kind == r.found.violation.kind
+                                        && k.found.violation.at == r.found.violation.at
+                                };
+                                if !pct.violations.iter().any(same) {
+                                    pct.violations.push(r);
+                                }
+                            }
+                            pct.params
+                                .insert("loom_executions".into(), l.executions.into());
+                        }
+                        Ok(pct)
+                    });
+                let report = match report {
                     Ok(r) => r,
                     Err(e) => {
-                        *failure.lock().unwrap() = Some(Fail::bad(e.to_string()));
+                        *failure.lock().unwrap() = Some(e);
                         break;
                     }
                 };
+                let mut checked = format!(
+                    "PCT d={} seed {}, {} executions, sampled",
+                    args.depth, args.seed, report.executions
+                );
+                if let Some(n) = report.params.get("loom_executions") {
+                    checked.push_str(&format!("; loom pb={bound}, {n} executions, exhaustive"));
+                }
                 let traces = match write_traces(&report.violations, &args.traces) {
                     Ok(t) => t,
                     Err(e) => {
@@ -155,6 +213,8 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
                 let cell = Cell {
                     scenario: si,
                     era,
+                    arch,
+                    checked,
                     first_at: report
                         .violations
                         .iter()
@@ -163,14 +223,15 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
                     kinds,
                     executions: report.executions,
                     traces,
-                    expected: sc.expected_on(era),
+                    expected: sc.expected_on(era, arch),
                 };
                 eprintln!(
-                    "[{:>3}/{}] {:<40} {:<9} {}",
+                    "[{:>3}/{}] {:<40} {:<9} {:<5} {}",
                     i + 1,
                     work.len(),
                     sc.name,
                     era.name(),
+                    arch.name(),
                     cell.text()
                 );
                 cells.lock().unwrap().push(cell);
@@ -181,10 +242,11 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
         return Err(f);
     }
     let mut cells = cells.into_inner().unwrap();
-    cells.sort_by_key(|c| (c.scenario, eras.iter().position(|&e| e == c.era)));
+    cells.sort_by_key(|c| (c.scenario, c.arch, eras.iter().position(|&e| e == c.era)));
     let table = render(
         &scenarios,
         &eras,
+        &arches,
         &cells,
         &args,
         started.elapsed().as_secs_f64(),
@@ -197,6 +259,7 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
         let v = json!({"cells": cells.iter().map(|c| json!({
             "scenario": scenarios[c.scenario].name,
             "era": c.era.name(),
+            "arch": c.arch.name(),
             "verdict": if c.kinds.is_empty() { "ok" } else { "violation" },
             "kind": c.kinds.first().map(|k| k.name()),
             "kinds": c.kinds.iter().map(|k| k.name()).collect::<Vec<_>>(),
@@ -205,7 +268,7 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
             "trace": c.traces.first().map(|p| p.display().to_string()),
             "expected": c.expected.iter().map(|k| k.name()).collect::<Vec<_>>(),
             "agrees": c.agrees(),
-            "checked": format!("PCT d={} seed {}, {} executions", args.depth, args.seed, c.executions),
+            "checked": c.checked,
         })).collect::<Vec<_>>()});
         std::fs::write(
             path,
@@ -221,8 +284,16 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
     })
 }
 
-/// The table as Markdown, which also reads well in a terminal.
-fn render(scenarios: &[Scenario], eras: &[Era], cells: &[Cell], args: &Args, secs: f64) -> String {
+/// The table as Markdown, which also reads well in a terminal: one row per scenario (and
+/// architecture, when there are several), one column per era.
+fn render(
+    scenarios: &[Scenario],
+    eras: &[Era],
+    arches: &[Arch],
+    cells: &[Cell],
+    args: &Args,
+    secs: f64,
+) -> String {
     let mut out = String::new();
     let width = |i: usize| {
         cells
@@ -233,9 +304,24 @@ fn render(scenarios: &[Scenario], eras: &[Era], cells: &[Cell], args: &Args, sec
             .unwrap_or(2)
             .max(eras[i].name().len())
     };
-    let name_w = scenarios
+    let row_name = |sc: &Scenario, a: Arch| {
+        if arches.len() > 1 {
+            format!("{} ({a})", sc.name)
+        } else {
+            sc.name.clone()
+        }
+    };
+    let rows: Vec<(usize, Arch)> = (0..scenarios.len())
+        .flat_map(|s| {
+            arches
+                .iter()
+                .filter(move |&&a| scenarios[s].runs_on(a))
+                .map(move |&a| (s, a))
+        })
+        .collect();
+    let name_w = rows
         .iter()
-        .map(|s| s.name.len())
+        .map(|&(s, a)| row_name(&scenarios[s], a).len())
         .max()
         .unwrap_or(8)
         .max(8);
@@ -248,12 +334,12 @@ fn render(scenarios: &[Scenario], eras: &[Era], cells: &[Cell], args: &Args, sec
         out.push_str(&format!("{}|", "-".repeat(width(i) + 2)));
     }
     out.push('\n');
-    for (si, sc) in scenarios.iter().enumerate() {
-        out.push_str(&format!("| {:name_w$} |", sc.name));
+    for &(si, arch) in &rows {
+        out.push_str(&format!("| {:name_w$} |", row_name(&scenarios[si], arch)));
         for (i, e) in eras.iter().enumerate() {
             let text = cells
                 .iter()
-                .find(|c| c.scenario == si && c.era == *e)
+                .find(|c| c.scenario == si && c.era == *e && c.arch == arch)
                 .map(|c| c.text())
                 .unwrap_or_default();
             out.push_str(&format!(" {:w$} |", text, w = width(i)));
@@ -263,7 +349,7 @@ fn render(scenarios: &[Scenario], eras: &[Era], cells: &[Cell], args: &Args, sec
     let agree = cells.iter().filter(|c| c.agrees()).count();
     let found = cells.iter().filter(|c| !c.kinds.is_empty()).count();
     out.push_str(&format!(
-        "\nok: PCT d={} seed {}, {} executions, no violation. KIND @N: found first at execution N (trace in {}/).\n",
+        "\nok: PCT d={} seed {}, {} executions (and loom, exhaustive, for scenarios that need weak memory), no violation. KIND @N: found first at execution N (trace in {}/).\n",
         args.depth,
         args.seed,
         args.budget,

@@ -9,6 +9,41 @@ use cowbreak_trace::TraceFile;
 
 use crate::cli::{exit, Fail};
 
+/// A loom trace replays under loom itself: the runner built with `--cfg loom` loads the
+/// recorded path, runs that one execution with the events captured and says what the
+/// oracle saw.
+fn replay_loom(trace: &TraceFile, path: &std::path::Path) -> Result<campaign::ReplayReport, Fail> {
+    let bin = crate::cli::build_runner("loom", "target/loom")?;
+    let out = std::process::Command::new(bin)
+        .arg("replay")
+        .arg(path)
+        .output()
+        .map_err(|e| Fail::bad(format!("cannot run the loom runner: {e}")))?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        return Err(Fail::bad(
+            stderr
+                .trim()
+                .strip_prefix("error: ")
+                .unwrap_or(stderr.trim())
+                .to_string(),
+        ));
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .map_err(|e| Fail::bad(format!("the loom runner printed no JSON: {e}")))?;
+    let events: Vec<cowbreak_trace::Event> = serde_json::from_value(v["events"].clone())
+        .map_err(|e| Fail::bad(format!("the loom runner's events: {e}")))?;
+    let reproduced = v["violations"].as_array().into_iter().flatten().any(|f| {
+        f["kind"] == trace.violation.kind.as_str() && f["at"] == trace.violation.at.as_str()
+    });
+    Ok(campaign::ReplayReport {
+        divergence: cowbreak_trace::first_divergence(&trace.events, &events),
+        events,
+        reproduced,
+        schedule_error: v["schedule_error"].as_str().map(str::to_string),
+    })
+}
+
 #[derive(clap::Args)]
 pub struct Args {
     /// The trace file (written by `check` or `matrix`).
@@ -24,7 +59,11 @@ pub struct Args {
 pub fn run(args: Args) -> Result<ExitCode, Fail> {
     let origin = args.trace.display().to_string();
     let trace = TraceFile::read(&args.trace).map_err(|e| Fail::bad(e.to_string()))?;
-    let report = campaign::replay(&trace, &origin).map_err(|e| Fail::bad(e.to_string()))?;
+    let report = if trace.schedule.encoding == "loom" {
+        replay_loom(&trace, &args.trace)?
+    } else {
+        campaign::replay(&trace, &origin).map_err(|e| Fail::bad(e.to_string()))?
+    };
     let replayed = TraceFile {
         events: report.events.clone(),
         ..trace.clone()

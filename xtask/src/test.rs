@@ -33,7 +33,7 @@ const SUITES: &[Suite] = &[
         name: "loom",
         cfg: Some("loom"),
         target_dir: "target/loom",
-        args: &["test", "--release", "--test", "loom"],
+        args: &["test", "--release", "--test", "loom", "--test", "litmus"],
     },
     Suite {
         name: "stress",

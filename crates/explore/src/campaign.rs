@@ -8,40 +8,25 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Instant;
 
-use cowbreak_mm::{Era, Policy, ViolationKind};
+use cowbreak_mm::{Arch, Era, Policy, ViolationKind};
 use cowbreak_scenario::Scenario;
-use cowbreak_trace::{
-    BackendInfo, Divergence, Event, ScenarioInfo, Schedule, ThreadInfo, TraceFile, ViolationRecord,
-};
+use cowbreak_trace::{BackendInfo, Divergence, Event, Schedule, TraceFile};
 
 use crate::shuttle_backend::{explore_shuttle, replay_shuttle, ShuttleConfig, Strategy};
+use crate::trace_build::{capture, trace_file};
 use crate::Found;
 
-/// The model version written into traces: a trace replays exactly only on the model
-/// that recorded it.
-pub const MODEL_VERSION: &str = concat!("cowbreak-mm ", env!("CARGO_PKG_VERSION"));
+pub use crate::trace_build::MODEL_VERSION;
 
-/// Capture a replay of `scenario`'s execution, attributing each event to the model
-/// thread that ran it: shuttle task n is scenario thread n - 1, and task 0 (setup,
-/// joining, end-of-execution accounting) is shown as `main`, on the setup CPU.
-fn capture<R>(scenario: &Scenario, f: impl FnOnce() -> R) -> (R, Vec<Event>) {
-    let main = scenario.setup_cpu() as u32;
-    cowbreak_trace::capture_with_threads(
-        move || match cowbreak_sync::current_task()? {
-            0 => Some(main),
-            task => Some(task as u32 - 1),
-        },
-        f,
-    )
-}
-
-/// One scenario on one era under one shuttle strategy.
+/// One scenario on one era and architecture under one shuttle strategy.
 #[derive(Clone, Debug)]
 pub struct CheckRequest {
     /// The scenario.
     pub scenario: Scenario,
     /// The era whose preset to start from.
     pub era: Era,
+    /// The architecture whose preset goes on top of the era's.
+    pub arch: Arch,
     /// Switches flipped on top of the preset (after the scenario's own).
     pub switches: Vec<(String, bool)>,
     /// The campaign's settings.
@@ -49,10 +34,10 @@ pub struct CheckRequest {
 }
 
 impl CheckRequest {
-    /// The policy the kernel runs with: the era's preset, the scenario's switches, then
-    /// the request's. Fails on an unknown switch name.
+    /// The policy the kernel runs with: the era's and the architecture's preset, the
+    /// scenario's switches, then the request's. Fails on an unknown switch name.
     pub fn policy(&self) -> Result<Policy, cowbreak_mm::UnknownSwitch> {
-        let mut p = self.scenario.policy(self.era);
+        let mut p = self.scenario.policy(self.era, self.arch);
         for (name, on) in &self.switches {
             p.set(name, *on)?;
         }
@@ -76,6 +61,8 @@ pub struct CheckReport {
     pub scenario: String,
     /// Era name.
     pub era: String,
+    /// Architecture name.
+    pub arch: String,
     /// Backend name (`pct`, `random`, `urw`, `dfs`).
     pub backend: String,
     /// Backend parameters, as written into traces.
@@ -124,7 +111,7 @@ pub fn check_sharded(
     jobs: usize,
 ) -> Result<CheckReport, cowbreak_mm::UnknownSwitch> {
     let policy = req.policy()?;
-    let config = req.scenario.kernel_config(policy);
+    let config = req.scenario.kernel_config(policy, req.arch);
     let jobs = jobs.clamp(1, req.shuttle.iterations.max(1));
     let started = Instant::now();
     let outcomes: Vec<crate::Outcome> = std::thread::scope(|s| {
@@ -180,13 +167,14 @@ pub fn check_sharded(
     let violations = merged
         .into_iter()
         .map(|found| {
-            let trace = trace_of(&req.scenario, req.era, &policy, &backend, &found);
+            let trace = trace_of(&req.scenario, req.era, req.arch, &policy, &backend, &found);
             Reported { found, trace }
         })
         .collect();
     Ok(CheckReport {
         scenario: req.scenario.name.clone(),
         era: req.era.name().to_string(),
+        arch: req.arch.name().to_string(),
         backend: backend.name,
         params: backend.params,
         executions,
@@ -199,11 +187,12 @@ pub fn check_sharded(
 pub fn trace_of(
     scenario: &Scenario,
     era: Era,
+    arch: Arch,
     policy: &Policy,
     backend: &BackendInfo,
     found: &Found,
 ) -> TraceFile {
-    let config = scenario.kernel_config(*policy);
+    let config = scenario.kernel_config(*policy, arch);
     let (schedule, events) = match &found.schedule {
         Some(s) => {
             let (_, events) = capture(scenario, || {
@@ -227,55 +216,32 @@ pub fn trace_of(
             Vec::new(),
         ),
     };
-    TraceFile {
-        format: cowbreak_trace::FORMAT.to_string(),
-        version: cowbreak_trace::VERSION,
-        model_version: MODEL_VERSION.to_string(),
-        scenario: ScenarioInfo {
-            name: scenario.name.clone(),
-            source: scenario.text.clone(),
-            path: Some(scenario.origin.clone()),
-        },
-        era: era.name().to_string(),
-        switches: policy.iter().map(|(n, v)| (n.to_string(), v)).collect(),
-        backend: backend.clone(),
+    trace_file(
+        scenario,
+        era,
+        arch,
+        policy,
+        backend.clone(),
         schedule,
-        // `main` (setup and accounting) first: it runs before and after the threads.
-        threads: std::iter::once(ThreadInfo {
-            id: scenario.setup_cpu() as u32,
-            name: "main".to_string(),
-            process: scenario.processes[0].clone(),
-        })
-        .chain(
-            scenario
-                .threads
-                .iter()
-                .enumerate()
-                .map(|(i, t)| ThreadInfo {
-                    id: i as u32,
-                    name: t.name.clone(),
-                    process: scenario.processes[t.process].clone(),
-                }),
-        )
-        .collect(),
         events,
-        violation: ViolationRecord {
-            kind: found.violation.kind.name().to_string(),
-            at: found.violation.at.to_string(),
-            message: found.violation.message.clone(),
-            explanation: found.violation.kind.explain().to_string(),
-        },
-    }
+        &found.violation,
+    )
 }
 
-/// The file name of a violation's trace: `<scenario>--<era>--<kind>[-N].json`.
-pub fn trace_file_name(scenario: &str, era: &str, kind: ViolationKind, index: usize) -> String {
+/// The file name of a violation's trace: `<scenario>--<era>--<arch>--<kind>[-N].json`.
+pub fn trace_file_name(
+    scenario: &str,
+    era: &str,
+    arch: &str,
+    kind: ViolationKind,
+    index: usize,
+) -> String {
     let suffix = if index == 0 {
         String::new()
     } else {
         format!("-{}", index + 1)
     };
-    format!("{scenario}--{era}--{}{suffix}.json", kind.name())
+    format!("{scenario}--{era}--{arch}--{}{suffix}.json", kind.name())
 }
 
 /// Why a trace could not be replayed at all (bad input: exit 2).
@@ -329,6 +295,7 @@ pub fn replay(trace: &TraceFile, origin: &str) -> Result<ReplayReport, BadTrace>
         )));
     }
     Era::from_name(&trace.era).map_err(|e| BadTrace(format!("{origin}: {e}")))?;
+    let arch = Arch::from_name(&trace.arch).map_err(|e| BadTrace(format!("{origin}: {e}")))?;
     let mut policy = Policy::default();
     for (name, on) in &trace.switches {
         policy
@@ -347,7 +314,7 @@ pub fn replay(trace: &TraceFile, origin: &str) -> Result<ReplayReport, BadTrace>
             trace.violation.kind
         ))
     })?;
-    let config = scenario.kernel_config(policy);
+    let config = scenario.kernel_config(policy, arch);
     let (result, events) = capture(&scenario, || {
         replay_shuttle(&trace.schedule.data, scenario.execution(config))
     });

@@ -26,8 +26,10 @@ mod shuttle_backend;
 #[cfg(all(not(loom), cowbreak_stress))]
 mod stress_backend;
 
+pub mod trace_build;
+
 #[cfg(loom)]
-pub use loom_backend::explore_loom;
+pub use loom_backend::{explore_loom, loom_path, replay_loom, LoomConfig};
 #[cfg(all(not(loom), not(cowbreak_stress)))]
 pub use shuttle_backend::{
     explore_shuttle, replay_shuttle, ShuttleConfig, Strategy, PROGRESS_EVERY,

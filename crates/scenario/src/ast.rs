@@ -1,7 +1,7 @@
 //! The scenario data model: what a scenario file says, resolved (names to indices).
 
 use cowbreak_mm::mmap::{MapKind, Prot};
-use cowbreak_mm::{Era, PinMode, ViolationKind};
+use cowbreak_mm::{Arch, Era, PinMode, ViolationKind};
 
 /// A parsed, checked scenario.
 #[derive(Clone, Debug, PartialEq)]
@@ -14,8 +14,16 @@ pub struct Scenario {
     pub source: String,
     /// `check KIND ...`: the violation kinds it is about; empty means all.
     pub check: Vec<ViolationKind>,
-    /// `expect KIND on ERA ...`: the history; eras not listed are expected clean.
-    pub expect: Vec<(ViolationKind, Vec<Era>)>,
+    /// `expect KIND on ERA[@ARCH] ...`: the history; an era without `@ARCH` stands for
+    /// every architecture; (era, arch) cells not listed are expected clean.
+    pub expect: Vec<(ViolationKind, Vec<(Era, Option<Arch>)>)>,
+    /// `arch NAME ...`: the architectures the scenario is for; empty means every one.
+    pub arches: Vec<Arch>,
+    /// `backend NAME`: the explorer its history needs (`loom` for a bug only weak memory
+    /// shows); `None`: any, PCT by default.
+    pub backend: Option<String>,
+    /// `backend loom preemption-bound=N`: the bound loom needs to see its history.
+    pub preemption_bound: Option<usize>,
     /// `switch NAME on|off`: flips applied on top of every era's preset.
     pub switches: Vec<(String, bool)>,
     /// `file NAME pages=N`.
@@ -109,6 +117,11 @@ pub enum Op {
     Pin(Loc, usize, PinMode),
     /// Release pin slot `.0`.
     Unpin(usize),
+    /// Migrate the page (`migrate_pages` of one page, as compaction or NUMA balancing
+    /// would).
+    Migrate(Loc),
+    /// KSM merges the page with an identical KSM page (`try_to_merge_one_page`).
+    KsmMerge(Loc),
     /// Read through pin slot `.0`.
     ReadPin(usize),
     /// Signal ordering point `.0`.
@@ -134,6 +147,8 @@ impl Op {
             Op::Pin(_, _, m) if m.fast => "pin-fast",
             Op::Pin(..) => "pin",
             Op::Unpin(_) => "unpin",
+            Op::Migrate(_) => "migrate",
+            Op::KsmMerge(_) => "ksm-merge",
             Op::ReadPin(_) => "read-pin",
             Op::Signal(_) => "signal",
             Op::Wait(_) => "wait",
@@ -164,13 +179,28 @@ pub struct ThreadDecl {
 }
 
 impl Scenario {
-    /// The kinds expected on `era`, per the scenario's `expect` lines.
-    pub fn expected_on(&self, era: Era) -> Vec<ViolationKind> {
+    /// The kinds expected on `era` on `arch`, per the scenario's `expect` lines.
+    pub fn expected_on(&self, era: Era, arch: Arch) -> Vec<ViolationKind> {
         self.expect
             .iter()
-            .filter(|(_, eras)| eras.contains(&era))
+            .filter(|(_, cells)| {
+                cells
+                    .iter()
+                    .any(|&(e, a)| e == era && a.is_none_or(|a| a == arch))
+            })
             .map(|&(k, _)| k)
             .collect()
+    }
+
+    /// Whether the scenario is for `arch` (its `arch` line, if any, names it).
+    pub fn runs_on(&self, arch: Arch) -> bool {
+        self.arches.is_empty() || self.arches.contains(&arch)
+    }
+
+    /// The architecture to run on when none is asked for: the first of the `arch` line,
+    /// else x86.
+    pub fn default_arch(&self) -> Arch {
+        self.arches.first().copied().unwrap_or_default()
     }
 
     /// The address of a location.

@@ -1,7 +1,7 @@
 //! The interpreter: runs a [`Scenario`] against the model under whichever backend
 //! `cowbreak-sync` was built for, one model thread per scenario thread.
 
-use cowbreak_mm::{Era, Kernel, KernelConfig, Pin, Policy, Task, Violation, PAGE_SIZE};
+use cowbreak_mm::{Arch, Era, Kernel, KernelConfig, Pin, Policy, Task, Violation, PAGE_SIZE};
 use cowbreak_sync::{thread, Arc, Event};
 
 use crate::ast::{Init, Op, Scenario, ThreadDecl};
@@ -10,9 +10,9 @@ use crate::ast::{Init, Op, Scenario, ThreadDecl};
 pub const LOOM_THREADS_MAX: usize = 4;
 
 impl Scenario {
-    /// The era's preset with the scenario's `switch` lines applied.
-    pub fn policy(&self, era: Era) -> Policy {
-        let mut policy = era.policy();
+    /// The preset of `era` on `arch` with the scenario's `switch` lines applied.
+    pub fn policy(&self, era: Era, arch: Arch) -> Policy {
+        let mut policy = Policy::preset(era, arch);
         for (name, on) in &self.switches {
             policy
                 .set(name, *on)
@@ -23,12 +23,13 @@ impl Scenario {
 
     /// A kernel sized for this scenario: every process, thread, mapping and file fits,
     /// with room for the copies COW makes.
-    pub fn kernel_config(&self, policy: Policy) -> KernelConfig {
+    pub fn kernel_config(&self, policy: Policy, arch: Arch) -> KernelConfig {
         let file_pages: usize = self.files.iter().map(|f| f.pages).sum();
         let map_pages: u64 = self.maps.iter().map(|m| m.pages).sum();
         let procs = self.processes.len();
         KernelConfig {
             policy,
+            arch,
             nr_frames: 2 + file_pages + (map_pages as usize) * (procs + 2) + 2,
             nr_tables: procs * (self.maps.len() + 1),
             nr_mms: procs,
@@ -151,6 +152,8 @@ fn run_thread(sc: &Scenario, t: &ThreadDecl, task: &Task<'_>, ready: &[Event], p
             Op::Mprotect(loc, pages, prot) => task.mprotect(sc.addr(loc), pages, prot),
             Op::ProcMemWrite(loc, v) => task.proc_mem_write(sc.addr(loc), v),
             Op::ProcMemRead(loc) => task.proc_mem_read(sc.addr(loc)).map(|_| ()),
+            Op::Migrate(loc) => task.migrate(sc.addr(loc)),
+            Op::KsmMerge(loc) => task.ksm_merge(sc.addr(loc)),
             Op::Vmsplice(loc, slot) => task.vmsplice(sc.addr(loc)).map(|p| pins[slot] = Some(p)),
             Op::Pin(loc, slot, mode) => task.pin(sc.addr(loc), mode).map(|p| pins[slot] = Some(p)),
             Op::Unpin(slot) => {

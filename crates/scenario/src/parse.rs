@@ -10,7 +10,7 @@ use std::fmt;
 
 use cowbreak_mm::mmap::{MapKind, Prot};
 use cowbreak_mm::pgtable::{PMD_SIZE, PTRS_PER_PMD, PTRS_PER_PTE, TASK_SIZE};
-use cowbreak_mm::{suggest, Era, PinMode, ViolationKind, PAGE_SIZE, SWITCHES};
+use cowbreak_mm::{suggest, Arch, Era, PinMode, ViolationKind, PAGE_SIZE, SWITCHES};
 
 use crate::ast::{FileDecl, Init, Loc, MapDecl, Op, Scenario, Step, ThreadDecl};
 
@@ -41,8 +41,12 @@ impl std::error::Error for ParseError {}
 
 /// The header keywords.
 pub const HEADER_KEYWORDS: &[&str] = &[
-    "scenario", "summary", "source", "check", "expect", "switch", "file", "map", "thread",
+    "scenario", "summary", "source", "check", "expect", "switch", "arch", "backend", "file", "map",
+    "thread",
 ];
+
+/// The explorers a `backend` line may name.
+pub const BACKENDS: &[&str] = &["pct", "random", "urw", "dfs", "loom"];
 
 /// The operation keywords.
 pub const OP_KEYWORDS: &[&str] = &[
@@ -60,6 +64,8 @@ pub const OP_KEYWORDS: &[&str] = &[
     "pin-fast",
     "unpin",
     "read-pin",
+    "migrate",
+    "ksm-merge",
     "signal",
     "wait",
 ];
@@ -365,6 +371,36 @@ fn kind(line: &Line<'_>, t: &Tok) -> Result<ViolationKind, ParseError> {
     })
 }
 
+fn arch(line: &Line<'_>, t: &Tok, text: &str, col: usize) -> Result<Arch, ParseError> {
+    Arch::from_name(text).map_err(|_| {
+        let names: Vec<&str> = Arch::ALL.iter().map(|a| a.name()).collect();
+        let t = Tok {
+            text: text.to_string(),
+            col,
+            quoted: t.quoted,
+        };
+        unknown(line, &t, "an architecture", &names)
+    })
+}
+
+/// `ERA` or `ERA@ARCH` in an `expect` line.
+fn era_cell(line: &Line<'_>, t: &Tok) -> Result<(Era, Option<Arch>), ParseError> {
+    let text = t.text.trim_end_matches(',');
+    match text.split_once('@') {
+        None => Ok((era(line, t)?, None)),
+        Some((e, a)) => {
+            let et = Tok {
+                text: e.to_string(),
+                col: t.col,
+                quoted: t.quoted,
+            };
+            let era = era(line, &et)?;
+            let arch = arch(line, t, a, t.col + e.chars().count() + 1)?;
+            Ok((era, Some(arch)))
+        }
+    }
+}
+
 fn era(line: &Line<'_>, t: &Tok) -> Result<Era, ParseError> {
     Era::from_name(t.text.trim_end_matches(',')).map_err(|_| {
         let names: Vec<&str> = Era::ALL.iter().map(|e| e.name()).collect();
@@ -418,6 +454,9 @@ pub fn parse(origin: &str, text: &str) -> Result<Scenario, ParseError> {
             source: String::new(),
             check: Vec::new(),
             expect: Vec::new(),
+            arches: Vec::new(),
+            backend: None,
+            preemption_bound: None,
             switches: Vec::new(),
             files: Vec::new(),
             maps: Vec::new(),
@@ -494,17 +533,25 @@ impl Parser<'_> {
                 if !self.sc.check.is_empty() && !self.sc.check.contains(&k) {
                     return Err(line.err(t.col, format!("expected a kind the `check` line includes, found `{}`, which it leaves out", k.name())));
                 }
-                let mut eras = Vec::new();
+                let mut eras: Vec<(Era, Option<Arch>)> = Vec::new();
                 line.peek().ok_or_else(|| line.expected("an era"))?;
                 while let Some(t) = line.peek().cloned() {
                     line.pos += 1;
-                    let e = era(line, &t)?;
-                    if eras.contains(&e) {
-                        return Err(
-                            line.err(t.col, format!("expected each era once, found `{e}` again"))
-                        );
+                    let (e, a) = era_cell(line, &t)?;
+                    // `v5.19` covers `v5.19@arm64`: either repeats the other.
+                    if eras
+                        .iter()
+                        .any(|&(e2, a2)| e2 == e && (a2.is_none() || a.is_none() || a2 == a))
+                    {
+                        return Err(line.err(
+                            t.col,
+                            format!(
+                                "expected each era (and architecture) once, found `{}` again",
+                                t.text
+                            ),
+                        ));
                     }
-                    eras.push(e);
+                    eras.push((e, a));
                 }
                 self.sc.expect.push((k, eras));
             }
@@ -523,6 +570,42 @@ impl Parser<'_> {
                     }
                 };
                 self.sc.switches.push((t.text, on));
+            }
+            "arch" => {
+                if !self.sc.arches.is_empty() {
+                    return Err(line.err(kw.col, "expected one `arch` line, found a second"));
+                }
+                line.peek()
+                    .ok_or_else(|| line.expected("an architecture (x86, arm64)"))?;
+                while let Some(t) = line.peek().cloned() {
+                    line.pos += 1;
+                    let a = arch(line, &t, &t.text, t.col)?;
+                    if self.sc.arches.contains(&a) {
+                        return Err(line.err(
+                            t.col,
+                            format!("expected each architecture once, found `{a}` again"),
+                        ));
+                    }
+                    self.sc.arches.push(a);
+                }
+            }
+            "backend" => {
+                if self.sc.backend.is_some() {
+                    return Err(line.err(kw.col, "expected one `backend` line, found a second"));
+                }
+                let t = line.word("an explorer (pct, random, urw, dfs, loom)")?;
+                if !BACKENDS.contains(&t.text.as_str()) {
+                    return Err(unknown(line, &t, "an explorer", BACKENDS));
+                }
+                if t.text == "loom" {
+                    for (k, v) in line.options(&["preemption-bound"])? {
+                        if k == "preemption-bound" {
+                            self.sc.preemption_bound =
+                                Some(number(line, &v, "a preemption bound", 8)? as usize);
+                        }
+                    }
+                }
+                self.sc.backend = Some(t.text);
             }
             "file" => self.file(line)?,
             "map" => self.map(line)?,
@@ -1010,6 +1093,8 @@ impl Parser<'_> {
                 Op::Pin(loc, slot, mode)
             }
             "unpin" => Op::Unpin(self.pin_ref(line)?),
+            "migrate" => Op::Migrate(self.loc(line)?),
+            "ksm-merge" => Op::KsmMerge(self.loc(line)?),
             "read-pin" => Op::ReadPin(self.pin_ref(line)?),
             "signal" | "wait" => {
                 let t = line.name("an ordering point's name")?;
@@ -1076,6 +1161,25 @@ impl Parser<'_> {
         for (name, line, col, signalled, waited) in &self.names.points {
             if *waited && !signalled {
                 return Err(at(*line, *col, format!("expected a `signal {name}` somewhere for this `wait {name}`, found none (it would never return)")));
+            }
+        }
+        if !self.sc.arches.is_empty() {
+            for (kind, cells) in &self.sc.expect {
+                if let Some(a) = cells
+                    .iter()
+                    .filter_map(|&(_, a)| a)
+                    .find(|a| !self.sc.arches.contains(a))
+                {
+                    let line = self
+                        .sc
+                        .text
+                        .lines()
+                        .position(|l| {
+                            l.trim_start().starts_with("expect") && l.contains(kind.name())
+                        })
+                        .map_or(1, |i| i + 1);
+                    return Err(at(line, 1, format!("expected `expect {}` to name only the architectures of the `arch` line, found `@{a}`", kind.name())));
+                }
             }
         }
         self.sc.points = self.names.points.iter().map(|p| p.0.clone()).collect();

@@ -22,6 +22,8 @@ pub struct TraceFile {
     pub scenario: ScenarioInfo,
     /// The era preset, e.g. `"v5.9"`.
     pub era: String,
+    /// The architecture, e.g. `"arm64"`.
+    pub arch: String,
     /// Every policy switch and its value, in the model's order.
     pub switches: Vec<(String, bool)>,
     /// The backend that found the violation.
@@ -187,12 +189,29 @@ impl TraceFile {
             .expect("a TraceFile has string keys only, so it always serializes")
     }
 
-    /// Write the trace to `path`, creating its parent directories.
+    /// Write the trace to `path`, creating its parent directories. The file is written
+    /// under a temporary name in the same directory and renamed into place, so a reader
+    /// (or a crash) never sees half a trace.
     pub fn write(&self, path: &Path) -> Result<(), TraceError> {
-        if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+        let dir = path.parent().filter(|dir| !dir.as_os_str().is_empty());
+        if let Some(dir) = dir {
             fs::create_dir_all(dir).map_err(io_error(dir))?;
         }
-        fs::write(path, self.to_json_pretty() + "\n").map_err(io_error(path))
+        let name = path
+            .file_name()
+            .map_or_else(|| "trace".into(), |n| n.to_string_lossy().into_owned());
+        let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+        let written = (|| {
+            use io::Write;
+            let mut f = fs::File::create(&tmp)?;
+            f.write_all((self.to_json_pretty() + "\n").as_bytes())?;
+            f.sync_all()?;
+            fs::rename(&tmp, path)
+        })();
+        written.map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            io_error(path)(e)
+        })
     }
 
     /// Read the trace at `path`.

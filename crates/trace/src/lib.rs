@@ -22,6 +22,7 @@
 //!     model_version: "0.1.0".into(),
 //!     scenario: ScenarioInfo { name: "demo".into(), source: "...".into(), path: None },
 //!     era: "v5.9".into(),
+//!     arch: "x86".into(),
 //!     switches: vec![("write_protect_seq".into(), false)],
 //!     backend: BackendInfo { name: "random".into(), params: [("seed".into(), 7.into())].into() },
 //!     schedule: Schedule { encoding: "none".into(), data: String::new(), steps: 1 },
@@ -39,7 +40,7 @@
 //! assert!(render_text(&loaded, 80).contains("do_wp_page addr=0x8000 (reuse)"));
 //! ```
 //!
-//! # The file format (version 1)
+//! # The file format (version 2)
 //!
 //! A JSON object with these fields; readers check `format` and `version` before anything
 //! else, and ignore fields they do not know.
@@ -51,6 +52,7 @@
 //! | `model_version` | string | the cowbreak version that wrote the file |
 //! | `scenario` | object | `name`, `source` (the full scenario text, so the file stands alone), `path` (where it was loaded from, or `null`) |
 //! | `era` | string | the era preset, e.g. `"v5.9"` |
+//! | `arch` | string | the architecture, `"x86"` or `"arm64"` (new in version 2) |
 //! | `switches` | array | `[name, on]` for every policy switch, after any flips on top of the era |
 //! | `backend` | object | `name` (`pct`, `random`, `urw`, `dfs`, `loom`, `stress`) and `params` (an object: seed, depth, budget, ...) |
 //! | `schedule` | object | `encoding` (`shuttle`, `loom` or `none`), `data` (the encoded schedule, replayable by that backend), `steps` (its length) |
@@ -82,4 +84,4 @@ pub use render::{render_event_line, render_html, render_text};
 pub const FORMAT: &str = "cowbreak-trace";
 
 /// The trace format version this crate writes and reads.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;

@@ -27,6 +27,7 @@ fn sample() -> TraceFile {
             path: Some("scenarios/pin.cb".into()),
         },
         era: "v5.9".into(),
+        arch: "x86".into(),
         switches: vec![
             ("write_protect_seq".into(), false),
             ("unshare".into(), true),
@@ -180,7 +181,7 @@ fn from_json_rejects_other_versions() {
     let text = sample_json_with(|trace| drop(trace.insert("version".into(), 99.into())));
     check_error(
         &text,
-        ": trace format version 99, this cowbreak reads version 1",
+        ": trace format version 99, this cowbreak reads version 2",
     );
 }
 

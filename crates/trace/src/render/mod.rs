@@ -85,12 +85,14 @@ impl<'a> View<'a> {
         };
         let column_of = |e: &Event| ids.iter().position(|id| *id == e.thread);
         let violation = &trace.violation;
+        let shown = memory_events_shown(trace);
         View {
             header: header(trace),
             columns: ids.iter().map(column_name).collect(),
             rows: trace
                 .events
                 .iter()
+                .filter(|e| e.target != MEM || shown.contains(&e.step))
                 .map(|e| (column_of(e).expect("every thread has a column"), e))
                 .collect(),
             violation: [
@@ -103,6 +105,38 @@ impl<'a> View<'a> {
             objects: objects_involved(trace),
         }
     }
+}
+
+/// The target of the record of memory accesses (`cowbreak_mm::record`): loom traces
+/// have one event per access.
+const MEM: &str = "cowbreak::mem";
+
+/// Of the memory-access events, the ones worth a row: every load that read a store
+/// other than the latest one (what weak memory did), and the stores it read and missed.
+/// The rest stay in the file.
+fn memory_events_shown(trace: &TraceFile) -> BTreeSet<u64> {
+    let stale: Vec<&Event> = trace
+        .events
+        .iter()
+        .filter(|e| e.target == MEM && e.fields.get("stale").map(String::as_str) == Some("true"))
+        .collect();
+    let stores: BTreeSet<&str> = stale
+        .iter()
+        .flat_map(|e| ["read_from", "latest"].map(|k| e.fields.get(k).map(String::as_str)))
+        .flatten()
+        .collect();
+    trace
+        .events
+        .iter()
+        .filter(|e| e.target == MEM)
+        .filter(|e| {
+            e.fields.get("stale").map(String::as_str) == Some("true")
+                || e.fields
+                    .get("store")
+                    .is_some_and(|id| stores.contains(id.as_str()))
+        })
+        .map(|e| e.step)
+        .collect()
 }
 
 /// Scenario, era, backend, schedule, switches and the violation's kind, a line each.
@@ -138,8 +172,8 @@ fn header(trace: &TraceFile) -> Vec<String> {
         .collect();
     vec![
         format!(
-            "scenario {}{path} · era {} · cowbreak {}",
-            scenario.name, trace.era, trace.model_version
+            "scenario {}{path} · era {} · arch {} · cowbreak {}",
+            scenario.name, trace.era, trace.arch, trace.model_version
         ),
         format!(
             "backend {}{params} · schedule {}, {} steps",

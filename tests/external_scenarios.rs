@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use cowbreak::explore::{explore_shuttle, ShuttleConfig, Strategy};
-use cowbreak::mm::Era;
+use cowbreak::mm::{Arch, Era};
 
 #[test]
 fn external_scenarios_match_their_expect_lines_on_every_era() {
@@ -40,8 +40,11 @@ fn external_scenarios_match_their_expect_lines_on_every_era() {
                 stop_after_first: false,
                 progress: None,
             };
-            let outcome = explore_shuttle(&cfg, sc.execution(sc.kernel_config(sc.policy(era))));
-            let want = sc.expected_on(era);
+            let outcome = explore_shuttle(
+                &cfg,
+                sc.execution(sc.kernel_config(sc.policy(era, Arch::X86), Arch::X86)),
+            );
+            let want = sc.expected_on(era, Arch::X86);
             eprintln!(
                 "{} on {era}: expected {want:?}, found {:?}",
                 sc.name,

@@ -4,7 +4,7 @@
 
 use cowbreak::explore::campaign::{self, CheckRequest};
 use cowbreak::explore::{ShuttleConfig, Strategy};
-use cowbreak::mm::{Era, ViolationKind};
+use cowbreak::mm::{Arch, Era, ViolationKind};
 use cowbreak::scenario::library;
 use cowbreak::trace::TraceFile;
 
@@ -12,6 +12,7 @@ fn request(name: &str, era: Era, seed: u64) -> CheckRequest {
     CheckRequest {
         scenario: library::find(name).expect("built-in"),
         era,
+        arch: Arch::X86,
         switches: Vec::new(),
         shuttle: ShuttleConfig {
             strategy: Strategy::Pct { depth: 3 },

@@ -7,7 +7,7 @@
 mod common;
 
 use cowbreak::explore::explore_stress;
-use cowbreak::mm::{Era, ViolationKind};
+use cowbreak::mm::{Arch, Era, ViolationKind};
 
 /// No deadline: the tests bound work by iterations.
 fn far() -> std::time::Instant {
@@ -63,10 +63,10 @@ fn the_library_on_real_threads_breaks_only_where_history_says() {
             let out = explore_stress(
                 20,
                 false,
-                sc.execution(sc.kernel_config(sc.policy(era))),
+                sc.execution(sc.kernel_config(sc.policy(era, Arch::X86), Arch::X86)),
                 far(),
             );
-            let want = sc.expected_on(era);
+            let want = sc.expected_on(era, Arch::X86);
             if out.kinds().iter().any(|k| !want.contains(k)) {
                 wrong.push(format!(
                     "{} on {era}: expected at most {want:?}, found {:?}",

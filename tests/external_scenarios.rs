@@ -44,7 +44,7 @@ fn external_scenarios_match_their_expect_lines_on_every_era() {
                 &cfg,
                 sc.execution(sc.kernel_config(sc.policy(era, Arch::X86), Arch::X86)),
             );
-            let want = sc.expected_on(era, Arch::X86);
+            let want = sc.expected_on_sc(era, Arch::X86);
             eprintln!(
                 "{} on {era}: expected {want:?}, found {:?}",
                 sc.name,

@@ -1,8 +1,8 @@
 //! Every built-in scenario parses, runs, and finds on every era and architecture exactly
 //! what its `expect` lines (KERNEL.md's history) say. Budget per cell: 2,000 PCT (depth
 //! 3) executions from seed 1; the racy scenarios are found within a few hundred (see
-//! `cargo xtask bench`), the sequential ones on the first execution. Scenarios whose
-//! history needs weak memory (`backend loom`) are checked by the loom suite instead.
+//! `cargo xtask bench`), the sequential ones on the first execution. Cells only weak
+//! memory shows (`:weak`) must stay clean here: shuttle is sequentially consistent.
 #![cfg(all(not(loom), not(cowbreak_stress)))]
 
 use cowbreak::explore::{explore_shuttle, ShuttleConfig, Strategy};
@@ -34,16 +34,12 @@ fn every_builtin_parses_and_names_its_source() {
 fn every_builtin_matches_the_kernel_history_on_every_era() {
     let mut wrong = Vec::new();
     let all = library::all().unwrap();
-    for (sc, arch) in all
-        .iter()
-        .filter(|sc| sc.backend.as_deref() != Some("loom"))
-        .flat_map(|sc| {
-            Arch::ALL
-                .into_iter()
-                .filter(|&a| sc.runs_on(a))
-                .map(move |a| (sc, a))
-        })
-    {
+    for (sc, arch) in all.iter().flat_map(|sc| {
+        Arch::ALL
+            .into_iter()
+            .filter(|&a| sc.runs_on(a))
+            .map(move |a| (sc, a))
+    }) {
         for era in Era::ALL {
             let cfg = ShuttleConfig {
                 strategy: Strategy::Pct { depth: 3 },
@@ -57,7 +53,7 @@ fn every_builtin_matches_the_kernel_history_on_every_era() {
                 &cfg,
                 sc.execution(sc.kernel_config(sc.policy(era, arch), arch)),
             );
-            let want = sc.expected_on(era, arch);
+            let want = sc.expected_on_sc(era, arch);
             if out.kinds() != want {
                 wrong.push(format!(
                     "{} on {era} {arch}: expected {want:?}, found {:?}",

@@ -66,7 +66,7 @@ fn the_library_on_real_threads_breaks_only_where_history_says() {
                 sc.execution(sc.kernel_config(sc.policy(era, Arch::X86), Arch::X86)),
                 far(),
             );
-            let want = sc.expected_on(era, Arch::X86);
+            let want = sc.expected_on_sc(era, Arch::X86);
             if out.kinds().iter().any(|k| !want.contains(k)) {
                 wrong.push(format!(
                     "{} on {era}: expected at most {want:?}, found {:?}",

@@ -3,7 +3,9 @@
 
 #![allow(dead_code)]
 
-use cowbreak::mm::{Era, Kernel, KernelConfig, MapKind, MmId, PinMode, Prot, Task, Violation};
+use cowbreak::mm::{
+    Arch, Era, Kernel, KernelConfig, MapKind, MmId, PinMode, Policy, Prot, Task, Violation,
+};
 use cowbreak::sync::{thread, Arc, Event};
 
 /// The address every scenario maps its page at (PMD-aligned, so munmap frees the table).
@@ -27,6 +29,7 @@ pub type Body = fn(&Task, &Points);
 /// A scenario in Rust.
 #[derive(Clone)]
 pub struct Spec {
+    pub era: Era,
     pub config: KernelConfig,
     pub setup: fn(&Task),
     pub threads: Vec<(MmId, Body)>,
@@ -38,10 +41,18 @@ impl Spec {
         config.files = vec![1];
         config.nr_cpus = threads.len().max(1);
         Spec {
+            era,
             config,
             setup,
             threads,
         }
+    }
+
+    /// The same scenario on `arch`: its preset replaces x86's (call before `switch`).
+    pub fn on(mut self, arch: Arch) -> Spec {
+        self.config.policy = Policy::preset(self.era, arch);
+        self.config.arch = arch;
+        self
     }
 
     /// Small pools, for loom.

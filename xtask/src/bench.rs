@@ -103,7 +103,7 @@ fn last_buggy_era(sc: &Scenario, arch: Arch) -> Option<(Era, ViolationKind)> {
     Era::ALL
         .into_iter()
         .rev()
-        .find_map(|e| sc.expected_on(e, arch).first().map(|&k| (e, k)))
+        .find_map(|e| sc.expected_on_sc(e, arch).first().map(|&k| (e, k)))
 }
 
 fn percentile(sorted: &[u64], p: f64) -> u64 {
@@ -124,10 +124,7 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
         .collect::<Result<Vec<_>, _>>()?;
     // Scenarios for another architecture, or whose history needs loom, have no shuttle
     // figures on this one.
-    let shuttle_scenarios: Vec<&Scenario> = scenarios
-        .iter()
-        .filter(|s| s.runs_on(arch) && s.backend.as_deref() != Some("loom"))
-        .collect();
+    let shuttle_scenarios: Vec<&Scenario> = scenarios.iter().filter(|s| s.runs_on(arch)).collect();
     let mut rows = Vec::new();
     println!(
         "{:<40} {:>9} {:>9} {:>9} {:>6}   {:<28} {:<28} {:<28}",

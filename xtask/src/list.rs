@@ -22,10 +22,7 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
                 "threads": s.threads.len(), "checks": s.check.iter().map(|k| k.name()).collect::<Vec<_>>(),
                 "arches": if s.arches.is_empty() { Arch::ALL.iter().map(|a| a.name()).collect::<Vec<_>>() } else { s.arches.iter().map(|a| a.name()).collect() },
                 "backend": s.backend,
-                "expect": s.expect.iter().map(|(k, cells)| json!({"kind": k.name(), "eras": cells.iter().map(|(e, a)| match a {
-                    Some(a) => format!("{}@{}", e.name(), a.name()),
-                    None => e.name().to_string(),
-                }).collect::<Vec<_>>()})).collect::<Vec<_>>()})).collect::<Vec<_>>(),
+                "expect": s.expect.iter().map(|(k, cells)| json!({"kind": k.name(), "eras": cells.iter().map(|c| c.to_string()).collect::<Vec<_>>()})).collect::<Vec<_>>()})).collect::<Vec<_>>(),
             "eras": Era::ALL.iter().map(|e| json!({"name": e.name(), "kernels": e.kernels(),
                 "switches": e.policy().iter().zip(Policy::default().iter()).filter(|&((n, on), _)| on && SWITCHES.iter().any(|s| s.name == n && s.axis == cowbreak_mm::Axis::Era)).map(|((n, _), _)| n).collect::<Vec<_>>(),
                 "unmodeled": e.unmodeled()})).collect::<Vec<_>>(),

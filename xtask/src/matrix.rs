@@ -161,7 +161,7 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
                 };
                 // A scenario whose history needs weak memory is checked both ways: PCT
                 // for what any interleaving shows, loom for what only weak memory does.
-                let loom = sc.backend.as_deref() == Some("loom");
+                let loom = sc.backend.as_deref() == Some("loom") || sc.needs_weak_memory();
                 let bound = args.preemption_bound.or(sc.preemption_bound).unwrap_or(2);
                 let report = campaign::check(&req)
                     .map_err(|e| Fail::bad(e.to_string()))
@@ -223,7 +223,11 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
                     kinds,
                     executions: report.executions,
                     traces,
-                    expected: sc.expected_on(era, arch),
+                    expected: if loom {
+                        sc.expected_on(era, arch)
+                    } else {
+                        sc.expected_on_sc(era, arch)
+                    },
                 };
                 eprintln!(
                     "[{:>3}/{}] {:<40} {:<9} {:<5} {}",

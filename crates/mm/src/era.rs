@@ -109,6 +109,12 @@ policy! {
     /// `x86_gup_fast`). In v5.8 (17839856fd58) and backported to 4.4.289 / 4.9.287;
     /// removed in v5.9 (a308c71bf1e6).
     force_cow_break_on_gup = "17839856fd58", "v5.8", Era;
+    /// x86's own fast GUP (`x86_gup_fast`) walks with write=1 as well, so the forced COW
+    /// break of `force_cow_break_on_gup` reaches it: Ben Hutchings' rework of the 4.9
+    /// backport of 17839856fd58 (stable 4.9.y, January 2022; the same for mips, s390, sh
+    /// and sparc in 4.14 / 4.19). The October 2021 backports in 4.4.289 and 4.9.287 changed
+    /// `mm/gup.c` only, so the `v4.4.289` preset leaves it off.
+    x86_gup_fast_cow_break = "17839856fd58 (4.9.y rework)", "4.9.y 2022-01", Era;
     /// Pins are FOLL_PIN references of `GUP_PIN_COUNTING_BIAS` (1024) rather than
     /// FOLL_GET references of 1, so `page_maybe_dma_pinned` can see them (FOLL_PIN
     /// eddb1c228f79 in v5.6, the bias 3faa52c03f44 in v5.7); `mm->has_pinned` is set.

@@ -525,8 +525,8 @@ impl Kernel {
     /// take.
     /// - `force_cow_break_on_gup` (v5.8, 4.4.289): the walk adds FOLL_WRITE, so only
     ///   writable PTEs are taken locklessly; not in x86's own fast GUP (`x86_gup_fast`),
-    ///   which the 4.4.289 / 4.9.287 backport did not touch: it walks with the caller's
-    ///   `write`.
+    ///   which the 4.4.289 / 4.9.287 backport did not touch (it walks with the caller's
+    ///   `write`) until the 4.9.y rework of January 2022 (`x86_gup_fast_cow_break`).
     /// - `write_protect_seq` (v5.11, 57efa1fe5957): FOLL_PIN samples
     ///   `mm->write_protect_seq` first (odd: fork is copying, go slow) and after the walk
     ///   `read_seqcount_retry` unpins everything and goes slow.
@@ -548,7 +548,9 @@ impl Kernel {
             .then(|| self.mo.raw_read_seqcount(seq));
         if sample.is_none_or(|s| s % 2 == 0) {
             let mut walk_flags = gup_flags;
-            if self.policy.force_cow_break_on_gup && !self.policy.x86_gup_fast {
+            if self.policy.force_cow_break_on_gup
+                && (!self.policy.x86_gup_fast || self.policy.x86_gup_fast_cow_break)
+            {
                 walk_flags |= foll::WRITE;
             }
             self.local_irq_disable(cpu);

@@ -22,18 +22,36 @@
 //! shuttle's or loom's); `cowbreak-explore` runs one, and the workspace's `tests/common`
 //! shows scenarios written directly against [`Task`].
 //!
+//! # Memory ordering and architectures
+//!
+//! Every access to shared state goes through [`primitives`], named after the kernel
+//! primitive it models (`READ_ONCE`, `atomic_add_return`, `smp_mb`, ...) and mapped to
+//! C11 as the Linux kernel memory model orders it, so that loom explores the reorderings
+//! the kernel allows and no more. An [`Arch`] is a preset of switches on top of the era's:
+//! x86 (TSO; the TLB flush is an IPI that waits for interrupts-off CPUs; its own fast GUP
+//! before v4.13) or arm64 (weakly ordered; broadcast TLBI; page tables freed after an
+//! RCU-sched grace period). [`record`] tells, in a loom trace, which store each load read.
+//!
 //! # What the model does not capture
 //!
 //! - Transparent huge pages only as v4.x had them: a PMD maps the huge zero page or a
 //!   whole huge page (one frame), COW copies it whole, fork shares it, and ranges that
 //!   would split a huge PMD are refused (EINVAL). Splitting (THP COW splits from v5.8,
 //!   3917c80280c9) and `gup_huge_pmd` in fast GUP (huge PMDs go to slow GUP) are not
-//!   modeled.
-//! - hugetlb, swap, KSM, migration and the LRU: v5.18's swap changes and v6.1's
-//!   barriers live there ([`Era::unmodeled`]); v6.1 equals v6.0 in every modeled path.
-//! - TLBs: every access walks the page tables; a TLB shootdown is modeled only as the IPI
-//!   that waits for CPUs with interrupts off.
-//! - Split page-table locks (one lock per mm), the mmu_notifier, userfaultfd, soft-dirty.
+//!   modeled; neither is THP migration.
+//! - hugetlb, swap and the LRU: v5.18's swap changes and the swap-out half of v6.1's
+//!   barriers (`try_to_unmap_one`) live there ([`Era::unmodeled`]). Migration is of one
+//!   small anon page, tried once (the kernel retries -EAGAIN up to ten passes); KSM merges
+//!   into a KSM page made for the occasion with the page's contents.
+//! - TLBs: every access walks the page tables. A TLB flush is modeled by what it waits
+//!   for: an IPI waits for CPUs with interrupts off or in the middle of an access, a
+//!   broadcast TLBI only for accesses in flight; both are full barriers on the flushing
+//!   CPU. `ptep_clear_flush` always flushes (the kernel skips a flush of an inaccessible
+//!   entry).
+//! - C11 has no address dependencies: a walker's `READ_ONCE` of an entry it then
+//!   dereferences is an acquire load ([`MemoryModel::read_once_dep`]).
+//! - One anon_vma lock for the whole kernel, one page-table lock per mm (split PTE locks
+//!   are a scalability device), no mmu_notifier, userfaultfd or soft-dirty.
 //! - Pages are one data word; a "write" stamps it with (writer mm, value).
 
 #![warn(missing_docs)]

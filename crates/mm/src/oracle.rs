@@ -619,6 +619,37 @@ mod tests {
     }
 
     #[test]
+    fn a_pin_taken_through_a_stale_entry_is_judged_by_what_the_holder_maps_now() {
+        // The holder replaced the page while the walk ran: COW broke away from it.
+        let o = oracle();
+        o.on_map(0, 0x8000, 1, true, "t");
+        o.on_unmap(0, 0x8000, UnmapCause::Replace);
+        o.on_map(0, 0x8000, 2, true, "wp_page_copy");
+        o.on_pin(0, 0x8000, 1, false, 1024, "gup_pte_range");
+        assert_eq!(kinds(&o), [ViolationKind::PinCoherence]);
+        // The entry is cleared for a migration or a KSM merge that puts the same page
+        // back: the pin stays attached and the restore is no violation.
+        let o = oracle();
+        o.on_map(0, 0x8000, 1, true, "t");
+        o.on_unmap(0, 0x8000, UnmapCause::Replace);
+        o.on_pin(0, 0x8000, 1, false, 1024, "gup_pte_range");
+        o.on_map(0, 0x8000, 1, true, "remove_migration_pte");
+        assert!(kinds(&o).is_empty(), "{:?}", o.violations());
+        // ... but a different page put there is.
+        o.on_unmap(0, 0x8000, UnmapCause::Replace);
+        o.on_map(0, 0x8000, 3, true, "replace_page");
+        assert_eq!(kinds(&o), [ViolationKind::PinCoherence]);
+        // The holder discarded the mapping itself: the pin is detached, whatever is
+        // mapped there later.
+        let o = oracle();
+        o.on_map(0, 0x8000, 1, true, "t");
+        o.on_unmap(0, 0x8000, UnmapCause::Discard);
+        o.on_pin(0, 0x8000, 1, false, 1, "gup_pte_range");
+        o.on_map(0, 0x8000, 2, true, "do_anonymous_page");
+        assert!(kinds(&o).is_empty(), "{:?}", o.violations());
+    }
+
+    #[test]
     fn page_lifetime_fires_on_freeing_a_mapped_or_pinned_page_and_on_use_after_free() {
         let o = oracle();
         o.on_map(0, 0x8000, 1, true, "t");

@@ -14,9 +14,9 @@ pub struct Scenario {
     pub source: String,
     /// `check KIND ...`: the violation kinds it is about; empty means all.
     pub check: Vec<ViolationKind>,
-    /// `expect KIND on ERA[@ARCH] ...`: the history; an era without `@ARCH` stands for
-    /// every architecture; (era, arch) cells not listed are expected clean.
-    pub expect: Vec<(ViolationKind, Vec<(Era, Option<Arch>)>)>,
+    /// `expect KIND on ERA[@ARCH][:weak] ...`: the history; (era, arch) cells not listed
+    /// are expected clean.
+    pub expect: Vec<(ViolationKind, Vec<ExpectCell>)>,
     /// `arch NAME ...`: the architectures the scenario is for; empty means every one.
     pub arches: Vec<Arch>,
     /// `backend NAME`: the explorer its history needs (`loom` for a bug only weak memory
@@ -40,6 +40,38 @@ pub struct Scenario {
     pub text: String,
     /// Where the text came from (a path, or `builtin:NAME`).
     pub origin: String,
+}
+
+/// One cell of an `expect` line: `v5.19`, `v5.19@arm64`, `v5.19@arm64:weak`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct ExpectCell {
+    /// The era.
+    pub era: Era,
+    /// The architecture; `None` for every one.
+    pub arch: Option<Arch>,
+    /// `:weak`: only weak memory shows it there, so an explorer that is sequentially
+    /// consistent (shuttle) must not find it and loom must.
+    pub weak: bool,
+}
+
+impl ExpectCell {
+    /// Whether the cell covers `era` on `arch`.
+    pub fn covers(&self, era: Era, arch: Arch) -> bool {
+        self.era == era && self.arch.is_none_or(|a| a == arch)
+    }
+}
+
+impl std::fmt::Display for ExpectCell {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.era)?;
+        if let Some(a) = self.arch {
+            write!(f, "@{a}")?;
+        }
+        if self.weak {
+            f.write_str(":weak")?;
+        }
+        Ok(())
+    }
 }
 
 /// A file whose page cache the scenario maps.
@@ -179,17 +211,36 @@ pub struct ThreadDecl {
 }
 
 impl Scenario {
-    /// The kinds expected on `era` on `arch`, per the scenario's `expect` lines.
+    /// The kinds expected on `era` on `arch` by an explorer of weak memory (loom), per the
+    /// scenario's `expect` lines.
     pub fn expected_on(&self, era: Era, arch: Arch) -> Vec<ViolationKind> {
+        self.expected(era, arch, true)
+    }
+
+    /// The kinds expected on `era` on `arch` by a sequentially consistent explorer
+    /// (shuttle): the `expect` cells without `:weak`.
+    pub fn expected_on_sc(&self, era: Era, arch: Arch) -> Vec<ViolationKind> {
+        self.expected(era, arch, false)
+    }
+
+    fn expected(&self, era: Era, arch: Arch, weak: bool) -> Vec<ViolationKind> {
         self.expect
             .iter()
             .filter(|(_, cells)| {
                 cells
                     .iter()
-                    .any(|&(e, a)| e == era && a.is_none_or(|a| a == arch))
+                    .any(|c| c.covers(era, arch) && (weak || !c.weak))
             })
             .map(|&(k, _)| k)
             .collect()
+    }
+
+    /// Whether some of the scenario's history needs weak memory (`:weak` cells): then it
+    /// is checked with loom as well as with shuttle.
+    pub fn needs_weak_memory(&self) -> bool {
+        self.expect
+            .iter()
+            .any(|(_, cells)| cells.iter().any(|c| c.weak))
     }
 
     /// Whether the scenario is for `arch` (its `arch` line, if any, names it).

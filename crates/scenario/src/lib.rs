@@ -25,6 +25,6 @@ mod interp;
 pub mod library;
 pub mod parse;
 
-pub use ast::{Loc, MapDecl, Op, Scenario, Step, ThreadDecl};
+pub use ast::{ExpectCell, Loc, MapDecl, Op, Scenario, Step, ThreadDecl};
 pub use interp::LOOM_THREADS_MAX;
 pub use parse::{parse, ParseError};

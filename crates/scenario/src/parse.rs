@@ -12,7 +12,7 @@ use cowbreak_mm::mmap::{MapKind, Prot};
 use cowbreak_mm::pgtable::{PMD_SIZE, PTRS_PER_PMD, PTRS_PER_PTE, TASK_SIZE};
 use cowbreak_mm::{suggest, Arch, Era, PinMode, ViolationKind, PAGE_SIZE, SWITCHES};
 
-use crate::ast::{FileDecl, Init, Loc, MapDecl, Op, Scenario, Step, ThreadDecl};
+use crate::ast::{ExpectCell, FileDecl, Init, Loc, MapDecl, Op, Scenario, Step, ThreadDecl};
 
 /// A located error in a scenario text.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -383,20 +383,41 @@ fn arch(line: &Line<'_>, t: &Tok, text: &str, col: usize) -> Result<Arch, ParseE
     })
 }
 
-/// `ERA` or `ERA@ARCH` in an `expect` line.
-fn era_cell(line: &Line<'_>, t: &Tok) -> Result<(Era, Option<Arch>), ParseError> {
-    let text = t.text.trim_end_matches(',');
+/// `ERA`, `ERA@ARCH`, and either with `:weak`, in an `expect` line.
+fn era_cell(line: &Line<'_>, t: &Tok) -> Result<ExpectCell, ParseError> {
+    let full = t.text.trim_end_matches(',');
+    let (text, weak) = match full.split_once(':') {
+        None => (full, false),
+        Some((cell, "weak")) => (cell, true),
+        Some((cell, other)) => {
+            let col = t.col + cell.chars().count() + 1;
+            return Err(line.err(
+                col,
+                format!(
+                    "expected `weak` after `:` (a cell only weak memory shows), found `{other}`"
+                ),
+            ));
+        }
+    };
+    let tok = |text: &str, col: usize| Tok {
+        text: text.to_string(),
+        col,
+        quoted: t.quoted,
+    };
     match text.split_once('@') {
-        None => Ok((era(line, t)?, None)),
+        None => Ok(ExpectCell {
+            era: era(line, &tok(text, t.col))?,
+            arch: None,
+            weak,
+        }),
         Some((e, a)) => {
-            let et = Tok {
-                text: e.to_string(),
-                col: t.col,
-                quoted: t.quoted,
-            };
-            let era = era(line, &et)?;
+            let era = era(line, &tok(e, t.col))?;
             let arch = arch(line, t, a, t.col + e.chars().count() + 1)?;
-            Ok((era, Some(arch)))
+            Ok(ExpectCell {
+                era,
+                arch: Some(arch),
+                weak,
+            })
         }
     }
 }
@@ -533,16 +554,16 @@ impl Parser<'_> {
                 if !self.sc.check.is_empty() && !self.sc.check.contains(&k) {
                     return Err(line.err(t.col, format!("expected a kind the `check` line includes, found `{}`, which it leaves out", k.name())));
                 }
-                let mut eras: Vec<(Era, Option<Arch>)> = Vec::new();
+                let mut eras: Vec<ExpectCell> = Vec::new();
                 line.peek().ok_or_else(|| line.expected("an era"))?;
                 while let Some(t) = line.peek().cloned() {
                     line.pos += 1;
-                    let (e, a) = era_cell(line, &t)?;
+                    let c = era_cell(line, &t)?;
                     // `v5.19` covers `v5.19@arm64`: either repeats the other.
-                    if eras
-                        .iter()
-                        .any(|&(e2, a2)| e2 == e && (a2.is_none() || a.is_none() || a2 == a))
-                    {
+                    if eras.iter().any(|c2| {
+                        c2.era == c.era
+                            && (c2.arch.is_none() || c.arch.is_none() || c2.arch == c.arch)
+                    }) {
                         return Err(line.err(
                             t.col,
                             format!(
@@ -551,7 +572,7 @@ impl Parser<'_> {
                             ),
                         ));
                     }
-                    eras.push((e, a));
+                    eras.push(c);
                 }
                 self.sc.expect.push((k, eras));
             }
@@ -1167,7 +1188,7 @@ impl Parser<'_> {
             for (kind, cells) in &self.sc.expect {
                 if let Some(a) = cells
                     .iter()
-                    .filter_map(|&(_, a)| a)
+                    .filter_map(|c| c.arch)
                     .find(|a| !self.sc.arches.contains(a))
                 {
                     let line = self

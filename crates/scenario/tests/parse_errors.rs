@@ -85,6 +85,23 @@ macro_rules! bad {
 }
 
 bad! {
+    // Architectures, explorers and per-cell history.
+    unknown_arch_in_expect_is_located_after_the_at: "scenario s\nexpect pin-coherence on v5.19@arm46\n"
+        => 2:31 "expected an architecture, found `arm46` (did you mean `arm64`?)";
+    unknown_cell_marker: "scenario s\nexpect pin-coherence on v5.19@arm64:strong\n"
+        => 2:37 "expected `weak` after `:`";
+    a_cell_twice_with_and_without_arch: "scenario s\nexpect pin-coherence on v5.19 v5.19@x86\n"
+        => 2:31 "expected each era (and architecture) once";
+    unknown_arch_line: "scenario s\narch sparc\n"
+        => 2:6 "expected an architecture, found `sparc`";
+    second_arch_line: "scenario s\narch x86\narch arm64\n"
+        => 3:1 "expected one `arch` line, found a second";
+    expect_names_an_arch_the_scenario_is_not_for: concat!("scenario s\narch x86\nexpect pin-coherence on v5.19@arm64\n", "map buf private-anon\nthread t:\n    read buf\n")
+        => 3:1 "expected `expect pin-coherence` to name only the architectures of the `arch` line, found `@arm64`";
+    unknown_backend: "scenario s\nbackend lom\n"
+        => 2:9 "expected an explorer, found `lom` (did you mean `loom`?)";
+    preemption_bound_only_for_loom: "scenario s\nbackend pct preemption-bound=3\n"
+        => 2:13 "expected the end of the line, found `preemption-bound=3`";
     // Statements and structure.
     unknown_statement_gets_a_suggestion: concat!(head!(), "    reed buf\n")
         => 4:5 "expected a statement (`scenario`, `map`, `thread`, an operation, ...), found `reed` (did you mean `read`?)";

@@ -18,6 +18,9 @@ pub use text::render_text;
 /// `func` leads with its message. The thread is left out: the column shows it.
 pub fn render_event_line(event: &Event) -> String {
     let fields = &event.fields;
+    if event.target == MEM {
+        return memory_line(event);
+    }
     let (head, note) = match &event.func {
         Some(func) => (func.as_str(), event.message.as_str()),
         None => (event.message.as_str(), ""),
@@ -48,6 +51,34 @@ pub fn render_event_line(event: &Event) -> String {
     }
     parts.retain(|part| !part.is_empty());
     parts.join(" ")
+}
+
+/// A memory access of a loom trace: `test_bit page3.flags = 0x27 from store 53, not the
+/// latest (55)` or `clear_bit page3.flags := 0x23 (store 55)`.
+fn memory_line(event: &Event) -> String {
+    let f = |k: &str| event.fields.get(k).map(String::as_str).unwrap_or("?");
+    let func = event.func.as_deref().unwrap_or("access");
+    if event.message == "store" {
+        return format!(
+            "{func} {} := {} (store {})",
+            f("obj"),
+            f("value"),
+            f("store")
+        );
+    }
+    let mut line = format!(
+        "{func} {} = {} from store {}",
+        f("obj"),
+        f("value"),
+        f("read_from")
+    );
+    if f("stale") == "true" {
+        line.push_str(&format!(", not the latest ({}): weak memory", f("latest")));
+    }
+    if let Some(also) = event.fields.get("also") {
+        line.push_str(&format!(" (or store {also}, the same value)"));
+    }
+    line
 }
 
 /// A decimal address as hex; anything else unchanged.

@@ -300,9 +300,12 @@ pub fn run_loom_runner(
     preemption_bound: usize,
 ) -> Result<serde_json::Value, Fail> {
     let root = project_root();
-    // The runner reads the scenario from a file: built-ins are written out first.
+    // The runner reads the scenario from a file: built-ins are written out first, to a
+    // name of this call's own (matrix cells run side by side).
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let file = root.join(format!(
-        "target/loom/scenario-{}-{}.scn",
+        "target/loom/scenario-{}-{n}-{}.scn",
         std::process::id(),
         scenario.name
     ));

@@ -61,6 +61,8 @@ struct Cell {
     checked: String,
     kinds: Vec<ViolationKind>,
     first_at: Option<u64>,
+    /// Found by loom alone (a weak-memory cell): `first_at` is loom's iteration.
+    via_loom: bool,
     executions: u64,
     traces: Vec<PathBuf>,
     expected: Vec<ViolationKind>,
@@ -80,7 +82,12 @@ impl Cell {
                 } else {
                     String::new()
                 };
-                format!("{}{more} @{}{mark}", k.name(), self.first_at.unwrap_or(0))
+                let by = if self.via_loom { " loom" } else { "" };
+                format!(
+                    "{}{more}{by} @{}{mark}",
+                    k.name(),
+                    self.first_at.unwrap_or(0)
+                )
             }
         }
     }
@@ -220,6 +227,11 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
                         .iter()
                         .map(|r| r.found.first_at_execution)
                         .min(),
+                    via_loom: !report.violations.is_empty()
+                        && report
+                            .violations
+                            .iter()
+                            .all(|r| r.trace.schedule.encoding == "loom"),
                     kinds,
                     executions: report.executions,
                     traces,
@@ -269,6 +281,7 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
             "kinds": c.kinds.iter().map(|k| k.name()).collect::<Vec<_>>(),
             "executions": c.executions,
             "first_at_execution": c.first_at,
+            "found_by": if c.kinds.is_empty() { None } else if c.via_loom { Some("loom") } else { Some("pct") },
             "trace": c.traces.first().map(|p| p.display().to_string()),
             "expected": c.expected.iter().map(|k| k.name()).collect::<Vec<_>>(),
             "agrees": c.agrees(),
@@ -353,7 +366,7 @@ fn render(
     let agree = cells.iter().filter(|c| c.agrees()).count();
     let found = cells.iter().filter(|c| !c.kinds.is_empty()).count();
     out.push_str(&format!(
-        "\nok: PCT d={} seed {}, {} executions (and loom, exhaustive, for scenarios that need weak memory), no violation. KIND @N: found first at execution N (trace in {}/).\n",
+        "\nok: PCT d={} seed {}, {} executions (and loom, exhaustive, for scenarios that need weak memory), no violation. KIND @N: found first at execution N; KIND loom @N: found only by loom, at its iteration N (trace in {}/).\n",
         args.depth,
         args.seed,
         args.budget,

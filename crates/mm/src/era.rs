@@ -131,6 +131,14 @@ policy! {
     /// FOLL_PIN samples it before the walk (odd: slow path) and rechecks it after,
     /// unpinning and falling back to slow GUP if it moved.
     write_protect_seq = "57efa1fe5957", "v5.11", Era;
+    /// GUP-fast's FOLL_PIN takes the pin in two steps: a speculative reference of one
+    /// (`try_get_compound_head`, later `try_get_folio`: a fully ordered
+    /// `page_ref_add_unless`), then `page_ref_add` / `folio_ref_add` of the rest of
+    /// `GUP_PIN_COUNTING_BIAS` (unordered), so that a split of the compound page can be
+    /// checked in between; before, one fully ordered `page_ref_add_unless` of the whole
+    /// bias. In v5.14 (Cc stable); the `v5.11` preset stands for 5.11 - 5.13 and leaves it
+    /// off.
+    pin_folio_ref_add = "c24d37322548", "v5.14", Era;
     /// `do_huge_pmd_wp_page` reuses a THP only if page_count == 1, not merely mapcount
     /// == 1, closing CVE-2020-29374 for THP ("mm: COW fixes part 1", with 3bff7e3f1f16
     /// and 53a05ad9f21d for swap, which is not modeled).
@@ -142,14 +150,6 @@ policy! {
     /// merge (`try_to_migrate_one`, `write_protect_page`) call `page_try_share_anon_rmap`,
     /// which backs off from a maybe-pinned page and clears the flag otherwise.
     anon_exclusive = "6c287605fd56", "v5.19", Era;
-    /// GUP-fast's FOLL_PIN takes the pin in two steps: a speculative reference of one
-    /// (`try_get_compound_head`, later `try_get_folio`: a fully ordered
-    /// `page_ref_add_unless`), then `page_ref_add` / `folio_ref_add` of the rest of
-    /// `GUP_PIN_COUNTING_BIAS` (unordered), so that a split of the compound page can be
-    /// checked in between; before, one fully ordered `page_ref_add_unless` of the whole
-    /// bias. In v5.14 (Cc stable); the `v5.11` preset stands for 5.11 - 5.13 and leaves it
-    /// off.
-    pin_folio_ref_add = "c24d37322548", "v5.14", Era;
     /// `gup_must_unshare`: a R/O FOLL_PIN of an anon page that is not exclusive triggers a
     /// FAULT_FLAG_UNSHARE fault in slow GUP (copy, or mark exclusive; the PTE stays
     /// read-only); fast GUP bails to slow GUP (c89357e27f20, a7f226604170).

@@ -8,11 +8,10 @@
 //! `anon_exclusive_barriers` make it see PG_anon_exclusive cleared as well (message
 //! passing).
 
-use crate::gup::foll;
 use crate::kernel::Kernel;
 use crate::mm_types::MmId;
 use crate::oracle::UnmapCause;
-use crate::page::{flags, is_zero_pfn, PageKind, Pfn};
+use crate::page::{flags, PageKind, Pfn};
 use crate::pgtable::{Addr, Pte, PteTable};
 use crate::Errno;
 
@@ -26,17 +25,9 @@ impl Kernel {
     /// pages are merged; anything else is left alone, as ksmd does.
     pub fn ksm_merge(&self, cpu: usize, mm: MmId, addr: Addr) -> Result<(), Errno> {
         let vmas = self.mo.down_read(&self.mm(mm).mmap_lock);
-        if vmas.dead {
-            return Err(Errno::ESRCH);
-        }
-        let vma = vmas.lookup(addr).ok_or(Errno::EFAULT)?;
-        let Some(page) = self.follow_page(mm, &vma, addr, foll::GET) else {
+        let Some(page) = self.get_anon_page(&vmas, mm, addr, "cmp_and_merge_page")? else {
             return Ok(());
         };
-        if is_zero_pfn(page) || !self.page_anon(page) || self.page_test(page, flags::KSM) {
-            self.put_page(page, "cmp_and_merge_page");
-            return Ok(());
-        }
         // The stable tree's KSM page with the same contents.
         let kpage = match self.alloc_page(PageKind::Ksm) {
             Ok(k) => k,

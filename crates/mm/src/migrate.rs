@@ -9,7 +9,7 @@
 
 use crate::gup::foll;
 use crate::kernel::Kernel;
-use crate::mm_types::MmId;
+use crate::mm_types::{MmId, Vmas};
 use crate::oracle::UnmapCause;
 use crate::page::{flags, is_zero_pfn, PageKind, Pfn};
 use crate::pgtable::{Addr, Pte, PteTable};
@@ -56,6 +56,31 @@ impl Kernel {
         }
     }
 
+    /// `follow_page(FOLL_GET)` of `addr` in `mm` (whose `mmap_lock` the caller holds, as
+    /// `vmas`), kept only if it is an ordinary anon page: what migration and ksmd work on.
+    /// `Ok(None)` for anything else (nothing mapped, the zero page, a page-cache or KSM
+    /// page), whose reference `at` drops again.
+    pub(crate) fn get_anon_page(
+        &self,
+        vmas: &Vmas,
+        mm: MmId,
+        addr: Addr,
+        at: &'static str,
+    ) -> Result<Option<Pfn>, Errno> {
+        if vmas.dead {
+            return Err(Errno::ESRCH);
+        }
+        let vma = vmas.lookup(addr).ok_or(Errno::EFAULT)?;
+        let Some(pfn) = self.follow_page(mm, &vma, addr, foll::GET) else {
+            return Ok(None);
+        };
+        if is_zero_pfn(pfn) || !self.page_anon(pfn) || self.page_test(pfn, flags::KSM) {
+            self.put_page(pfn, at);
+            return Ok(None);
+        }
+        Ok(Some(pfn))
+    }
+
     /// `migrate LOC`: `move_pages(2)` of the page `mm` maps at `addr` (`do_pages_move` ->
     /// `add_page_for_migration`: under `mmap_read_lock`, `follow_page(FOLL_GET)` and
     /// `isolate_lru_page`; the follow reference stands for the isolation's), then
@@ -63,20 +88,11 @@ impl Kernel {
     /// mapped, the zero page, a page-cache or KSM page) is left where it is, as
     /// `add_page_for_migration` skips it.
     pub fn migrate(&self, cpu: usize, mm: MmId, addr: Addr) -> Result<(), Errno> {
-        let pfn = {
-            let vmas = self.mo.down_read(&self.mm(mm).mmap_lock);
-            if vmas.dead {
-                return Err(Errno::ESRCH);
-            }
-            let vma = vmas.lookup(addr).ok_or(Errno::EFAULT)?;
-            let Some(pfn) = self.follow_page(mm, &vma, addr, foll::GET) else {
-                return Ok(());
-            };
-            if is_zero_pfn(pfn) || !self.page_anon(pfn) || self.page_test(pfn, flags::KSM) {
-                self.put_page(pfn, "add_page_for_migration");
-                return Ok(());
-            }
-            pfn
+        let vmas = self.mo.down_read(&self.mm(mm).mmap_lock);
+        let found = self.get_anon_page(&vmas, mm, addr, "add_page_for_migration");
+        drop(vmas);
+        let Some(pfn) = found? else {
+            return Ok(());
         };
         tracing::trace!(target: "cowbreak::mm", cpu, mm, func = "migrate_pages", addr, pfn);
         self.unmap_and_move(cpu, pfn, addr)

@@ -41,6 +41,20 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
     for s in &scenarios {
         println!("  {:w$}  {}", s.name, s.summary);
         println!("  {:w$}  source: {}", "", s.source);
+        if !s.arches.is_empty() || s.backend.is_some() || s.needs_weak_memory() {
+            let arches: Vec<&str> = s.arches.iter().map(|a| a.name()).collect();
+            let mut notes = Vec::new();
+            if !arches.is_empty() {
+                notes.push(format!("arch {}", arches.join(", ")));
+            }
+            if let Some(b) = &s.backend {
+                notes.push(format!("backend {b}"));
+            }
+            if s.needs_weak_memory() {
+                notes.push("part of its history needs weak memory (loom)".to_string());
+            }
+            println!("  {:w$}  {}", "", notes.join("; "));
+        }
     }
     println!(
         "\nEras ({}), with the switches each turns on:",

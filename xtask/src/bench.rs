@@ -232,8 +232,13 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
         report["loom"] = loom(&scenarios, loom_era, &loom_arches, &args)?;
     }
     if let Some(path) = &args.json {
-        std::fs::write(path, serde_json::to_string_pretty(&report).expect("JSON"))
-            .map_err(|e| Fail::bad(format!("{}: {e}", path.display())))?;
+        cowbreak_trace::write_atomic(
+            path,
+            serde_json::to_string_pretty(&report)
+                .expect("JSON")
+                .as_bytes(),
+        )
+        .map_err(|e| Fail::bad(format!("{}: {e}", path.display())))?;
         println!("figures written to {}", path.display());
     }
     Ok(ExitCode::SUCCESS)
@@ -248,15 +253,10 @@ fn run_runner(
     extra: &[String],
     seconds: f64,
 ) -> Result<Option<Value>, Fail> {
-    let file = std::env::temp_dir().join(format!(
-        "cowbreak-bench-{}-{}.scn",
-        std::process::id(),
-        sc.name
-    ));
-    std::fs::write(&file, &sc.text).map_err(|e| Fail::bad(e.to_string()))?;
+    let file = crate::check::scenario_file(&std::env::temp_dir(), sc)?;
     let mut child = Command::new(bin)
         .arg("check")
-        .arg(&file)
+        .arg(file.path())
         .args(["--era", era.name(), "--arch", arch.name(), "--no-traces"])
         .args(extra)
         .stdout(Stdio::piped())
@@ -275,7 +275,6 @@ fn run_runner(
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            let _ = std::fs::remove_file(&file);
             return Ok(None);
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -283,7 +282,6 @@ fn run_runner(
     let out = child
         .wait_with_output()
         .map_err(|e| Fail::bad(e.to_string()))?;
-    let _ = std::fs::remove_file(&file);
     serde_json::from_slice(&out.stdout).map(Some).map_err(|_| {
         Fail::bad(format!(
             "runner on {}: {}",

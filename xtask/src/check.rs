@@ -300,21 +300,12 @@ pub fn run_loom_runner(
     preemption_bound: usize,
 ) -> Result<serde_json::Value, Fail> {
     let root = project_root();
-    // The runner reads the scenario from a file: built-ins are written out first, to a
-    // name of this call's own (matrix cells run side by side).
-    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let file = root.join(format!(
-        "target/loom/scenario-{}-{n}-{}.scn",
-        std::process::id(),
-        scenario.name
-    ));
-    std::fs::create_dir_all(file.parent().expect("has a parent"))
-        .map_err(|e| Fail::bad(e.to_string()))?;
-    std::fs::write(&file, &scenario.text).map_err(|e| Fail::bad(e.to_string()))?;
+    // The runner reads the scenario from a file: built-ins are written out first, each
+    // call to a temporary file of its own (matrix cells run side by side), removed on drop.
+    let file = scenario_file(&root.join("target/loom"), scenario)?;
     let bin = crate::cli::build_runner("loom", "target/loom")?;
     let mut cmd = Command::new(bin);
-    cmd.arg("check").arg(&file).args([
+    cmd.arg("check").arg(file.path()).args([
         "--era",
         era.name(),
         "--arch",
@@ -329,7 +320,6 @@ pub fn run_loom_runner(
     let out = cmd
         .output()
         .map_err(|e| Fail::bad(format!("cannot run the loom runner: {e}")))?;
-    let _ = std::fs::remove_file(&file);
     let stderr = String::from_utf8_lossy(&out.stderr);
     if out.status.success() {
         serde_json::from_slice(&out.stdout).map_err(|e| {
@@ -415,4 +405,22 @@ fn loom_trace(
     };
     let trace = campaign::trace_of(scenario, era, req.arch, &policy, &backend, &found);
     Ok(Reported { found, trace })
+}
+
+/// `scenario`'s text in a new temporary file under `dir` (created if missing), for a
+/// runner process to read; the file goes when the handle is dropped.
+pub fn scenario_file(
+    dir: &std::path::Path,
+    scenario: &cowbreak_scenario::Scenario,
+) -> Result<tempfile::NamedTempFile, Fail> {
+    use std::io::Write;
+    let fail = |e: std::io::Error| Fail::bad(format!("{}: {e}", dir.display()));
+    std::fs::create_dir_all(dir).map_err(fail)?;
+    let mut file = tempfile::Builder::new()
+        .prefix(&format!("{}-", scenario.name))
+        .suffix(".scn")
+        .tempfile_in(dir)
+        .map_err(fail)?;
+    file.write_all(scenario.text.as_bytes()).map_err(fail)?;
+    Ok(file)
 }

@@ -269,7 +269,8 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
     );
     print!("{table}");
     if let Some(path) = &args.markdown {
-        std::fs::write(path, &table).map_err(|e| Fail::bad(format!("{}: {e}", path.display())))?;
+        cowbreak_trace::write_atomic(path, table.as_bytes())
+            .map_err(|e| Fail::bad(format!("{}: {e}", path.display())))?;
     }
     if let Some(path) = &args.json {
         let v = json!({"cells": cells.iter().map(|c| json!({
@@ -287,9 +288,11 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
             "agrees": c.agrees(),
             "checked": c.checked,
         })).collect::<Vec<_>>()});
-        std::fs::write(
+        cowbreak_trace::write_atomic(
             path,
-            serde_json::to_string_pretty(&v).expect("JSON of plain values"),
+            serde_json::to_string_pretty(&v)
+                .expect("JSON of plain values")
+                .as_bytes(),
         )
         .map_err(|e| Fail::bad(format!("{}: {e}", path.display())))?;
     }

@@ -70,7 +70,7 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
     };
     print!("{}", cowbreak_trace::render_text(&replayed, args.width));
     if let Some(html) = &args.html {
-        std::fs::write(html, cowbreak_trace::render_html(&replayed))
+        cowbreak_trace::write_atomic(html, cowbreak_trace::render_html(&replayed).as_bytes())
             .map_err(|e| Fail::bad(format!("{}: cannot write: {e}", html.display())))?;
         println!("HTML: {}", html.display());
     }

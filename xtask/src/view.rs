@@ -24,7 +24,7 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
     let trace = TraceFile::read(&args.trace).map_err(|e| Fail::bad(e.to_string()))?;
     match &args.html {
         Some(html) => {
-            std::fs::write(html, cowbreak_trace::render_html(&trace))
+            cowbreak_trace::write_atomic(html, cowbreak_trace::render_html(&trace).as_bytes())
                 .map_err(|e| Fail::bad(format!("{}: cannot write: {e}", html.display())))?;
             println!("{}", html.display());
         }

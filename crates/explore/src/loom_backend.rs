@@ -15,7 +15,6 @@
 //! only for the violations found.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use cowbreak_mm::Violation;
@@ -80,23 +79,14 @@ where
 }
 
 /// A checkpoint file of our own in the temporary directory, removed when dropped.
-struct Checkpoint(PathBuf);
-
-impl Checkpoint {
-    fn new(what: &str) -> Checkpoint {
-        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Checkpoint(std::env::temp_dir().join(format!(
-            "cowbreak-loom-{what}-{}-{n}.json",
-            std::process::id()
-        )))
-    }
-}
-
-impl Drop for Checkpoint {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
+/// A new, empty temporary file for loom's checkpoint, removed when dropped.
+fn checkpoint_file(what: &str) -> Result<tempfile::TempPath, String> {
+    tempfile::Builder::new()
+        .prefix(&format!("cowbreak-loom-{what}-"))
+        .suffix(".json")
+        .tempfile()
+        .map(tempfile::NamedTempFile::into_temp_path)
+        .map_err(|e| format!("cannot create loom's checkpoint file: {e}"))
 }
 
 /// The path of loom iteration `iteration` (1-based) of the exploration of `execution`
@@ -105,9 +95,11 @@ pub fn loom_path<F>(cfg: LoomConfig, iteration: u64, execution: F) -> Result<Str
 where
     F: Fn() -> Vec<Violation> + Send + Sync + 'static,
 {
-    let file = Checkpoint::new("path");
+    let file = checkpoint_file("path")?;
+    // loom loads a checkpoint file that exists: keep the unique name, not the empty file.
+    std::fs::remove_file(&file).map_err(|e| format!("{}: {e}", file.display()))?;
     let mut builder = cfg.builder();
-    builder.checkpoint_file = Some(file.0.clone());
+    builder.checkpoint_file = Some(file.to_path_buf());
     // loom stores the path at the top of iteration i when i % interval == 0, then stops
     // if i >= max_permutations: both at `iteration` store its path and stop before it.
     builder.checkpoint_interval = iteration as usize;
@@ -115,7 +107,7 @@ where
     builder.check(move || {
         execution();
     });
-    std::fs::read_to_string(&file.0).map_err(|e| format!("loom stored no path: {e}"))
+    std::fs::read_to_string(&file).map_err(|e| format!("loom stored no path: {e}"))
 }
 
 /// Play loom `path` (from [`loom_path`]) back once under `cfg` and return what the oracle
@@ -134,12 +126,12 @@ where
             ));
         }
     }
-    let file = Checkpoint::new("replay");
-    std::fs::write(&file.0, path).map_err(|e| format!("{}: {e}", file.0.display()))?;
+    let file = checkpoint_file("replay")?;
+    std::fs::write(&file, path).map_err(|e| format!("{}: {e}", file.display()))?;
     let seen = Arc::new(Mutex::new(None));
     let s = Arc::clone(&seen);
     let mut builder = cfg.builder();
-    builder.checkpoint_file = Some(file.0.clone());
+    builder.checkpoint_file = Some(file.to_path_buf());
     // Load the path, run iteration 1 with it, and stop at the top of iteration 2.
     builder.checkpoint_interval = 1;
     builder.max_permutations = Some(2);

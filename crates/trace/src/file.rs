@@ -189,29 +189,10 @@ impl TraceFile {
             .expect("a TraceFile has string keys only, so it always serializes")
     }
 
-    /// Write the trace to `path`, creating its parent directories. The file is written
-    /// under a temporary name in the same directory and renamed into place, so a reader
-    /// (or a crash) never sees half a trace.
+    /// Write the trace to `path`, creating its parent directories, atomically (see
+    /// [`write_atomic`]): a reader, or a crash, never sees half a trace.
     pub fn write(&self, path: &Path) -> Result<(), TraceError> {
-        let dir = path.parent().filter(|dir| !dir.as_os_str().is_empty());
-        if let Some(dir) = dir {
-            fs::create_dir_all(dir).map_err(io_error(dir))?;
-        }
-        let name = path
-            .file_name()
-            .map_or_else(|| "trace".into(), |n| n.to_string_lossy().into_owned());
-        let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
-        let written = (|| {
-            use io::Write;
-            let mut f = fs::File::create(&tmp)?;
-            f.write_all((self.to_json_pretty() + "\n").as_bytes())?;
-            f.sync_all()?;
-            fs::rename(&tmp, path)
-        })();
-        written.map_err(|e| {
-            let _ = fs::remove_file(&tmp);
-            io_error(path)(e)
-        })
+        write_atomic(path, (self.to_json_pretty() + "\n").as_bytes()).map_err(io_error(path))
     }
 
     /// Read the trace at `path`.
@@ -268,4 +249,28 @@ fn json_error(path: &str) -> impl FnOnce(serde_json::Error) -> TraceError + '_ {
                 .to_owned(),
         }
     }
+}
+
+/// Write `bytes` to `path` so that the file is either its old self or entirely new: the
+/// bytes go to a temporary file in the same directory (created with `tempfile`, so two
+/// writers never share one), are synced, and the file is renamed over `path`. Parent
+/// directories are created. Every result cowbreak writes (traces, matrix tables, JSON,
+/// HTML pages) goes through here.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    use io::Write;
+    let dir = match path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+        Some(dir) => {
+            fs::create_dir_all(dir)?;
+            dir
+        }
+        None => Path::new("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".cowbreak-")
+        .suffix(".tmp")
+        .tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }

@@ -76,7 +76,8 @@ mod render;
 pub use capture::{capture, capture_with_threads};
 pub use diverge::{first_divergence, Divergence};
 pub use file::{
-    BackendInfo, Event, ScenarioInfo, Schedule, ThreadInfo, TraceError, TraceFile, ViolationRecord,
+    write_atomic, BackendInfo, Event, ScenarioInfo, Schedule, ThreadInfo, TraceError, TraceFile,
+    ViolationRecord,
 };
 pub use render::{render_event_line, render_html, render_text};
 

@@ -15,7 +15,6 @@ fn pct(spec: Spec, iterations: usize, seed: u64) -> Outcome {
         seed,
         steps_max: 20_000,
         stop_after_first: false,
-        progress: None,
     };
     explore_shuttle(&cfg, spec.execution())
 }
@@ -144,7 +143,6 @@ fn dirty_cow_found_by_uniform_random_walks() {
         seed: 11,
         steps_max: 20_000,
         stop_after_first: false,
-        progress: None,
     };
     let out = explore_shuttle(&cfg, common::dirty_cow(Era::V4_8).execution());
     assert!(out.found(ViolationKind::RoPageWritten), "{out:#?}");

@@ -38,7 +38,6 @@ fn external_scenarios_match_their_expect_lines_on_every_era() {
                 seed: 3,
                 steps_max: 20_000,
                 stop_after_first: false,
-                progress: None,
             };
             let outcome = explore_shuttle(
                 &cfg,

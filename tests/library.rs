@@ -47,7 +47,6 @@ fn every_builtin_matches_the_kernel_history_on_every_era() {
                 seed: 1,
                 steps_max: 20_000,
                 stop_after_first: false,
-                progress: None,
             };
             let out = explore_shuttle(
                 &cfg,

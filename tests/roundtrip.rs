@@ -20,7 +20,6 @@ fn request(name: &str, era: Era, seed: u64) -> CheckRequest {
             seed,
             steps_max: 20_000,
             stop_after_first: false,
-            progress: None,
         },
     }
 }
@@ -87,12 +86,12 @@ fn the_same_seed_gives_the_same_trace() {
 }
 
 #[test]
-fn a_sharded_campaign_runs_every_execution_and_is_reproducible() {
+fn the_thread_count_changes_nothing_in_a_campaign() {
+    // Budget: 2,000 PCT executions, seed 9, run once on 2 threads and once on 1.
     let req = request("fast-gup-vs-fork", Era::V5_9, 9);
     let a = campaign::check_sharded(&req, 2).unwrap();
-    let b = campaign::check_sharded(&req, 2).unwrap();
+    let b = campaign::check_sharded(&req, 1).unwrap();
     assert_eq!(a.executions, 2000);
-    assert_eq!(a.params.get("jobs"), Some(&2.into()));
     let sig = |r: &campaign::CheckReport| {
         r.violations
             .iter()
@@ -107,4 +106,52 @@ fn a_sharded_campaign_runs_every_execution_and_is_reproducible() {
     for r in &a.violations {
         assert!(campaign::replay(&r.trace, "sharded").unwrap().exact());
     }
+}
+
+#[test]
+fn chunk_results_merge_to_the_same_campaign_in_any_order() {
+    // Budget: 4 chunks of 1,000 PCT executions of fast-gup-vs-fork on v5.9, seed 3;
+    // folded in forward and reverse order, and as two shards joined with `merge`.
+    use std::sync::Arc;
+    let mut req = request("fast-gup-vs-fork", Era::V5_9, 3);
+    req.shuttle.iterations = 4000;
+    let mut results = Vec::new();
+    let control = Arc::new(cowbreak::explore::Control::default());
+    campaign::run_chunks(&req, &[0, 1, 2, 3], 2, &control, |r| results.push(r), || {}).unwrap();
+    results.sort_by_key(|r| r.chunk);
+    assert_eq!(results.len(), 4);
+    let fold = |order: &[usize]| {
+        let mut c = campaign::Campaign::default();
+        for &i in order {
+            c.add(results[i].clone());
+        }
+        c
+    };
+    let sig = |c: &campaign::Campaign| {
+        c.violations()
+            .iter()
+            .map(|f| {
+                (
+                    f.first_at_execution,
+                    f.shortest_at_execution,
+                    f.schedule.clone(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let forward = fold(&[0, 1, 2, 3]);
+    let backward = fold(&[3, 2, 1, 0]);
+    let mut sharded = fold(&[0, 2]);
+    sharded.merge(fold(&[1, 3]));
+    assert!(!forward.found.is_empty());
+    assert_eq!(sig(&forward), sig(&backward));
+    assert_eq!(sig(&forward), sig(&sharded));
+    assert_eq!(forward.executions(), 4000);
+    assert_eq!(sharded.executions(), 4000);
+    assert!(forward.finished(&req, campaign::Shard::ALL));
+    assert!(!fold(&[0, 1, 3]).finished(&req, campaign::Shard::ALL));
+    // What a state file keeps reads back as the same campaign.
+    let back = campaign::Campaign::from_json(&forward.to_json()).unwrap();
+    assert_eq!(sig(&back), sig(&forward));
+    assert_eq!(back.done, forward.done);
 }

@@ -25,14 +25,15 @@ use crate::cli::{build_runner, builtins, Fail};
 #[derive(clap::Args)]
 pub struct Args {
     /// Also write the figures as JSON to FILE.
-    #[arg(long, value_name = "FILE")]
+    /// (`--json` alone, or `--json -`: print the JSON on stdout instead of text.)
+    #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "-")]
     json: Option<PathBuf>,
     /// Only these scenarios (comma-separated).
     #[arg(long, value_delimiter = ',')]
     scenarios: Vec<String>,
-    /// Executions for the throughput figures.
-    #[arg(long, default_value_t = 2000)]
-    executions: usize,
+    /// Executions for the throughput figures: the budget, as `check` and `matrix` call it.
+    #[arg(long, alias = "executions", default_value_t = 2000)]
+    budget: usize,
     /// Seeds for executions-to-first-violation.
     #[arg(long, default_value_t = 20)]
     seeds: u64,
@@ -71,7 +72,6 @@ fn throughput(iterations: usize) -> ShuttleConfig {
         seed: 0,
         steps_max: 20_000,
         stop_after_first: false,
-        progress: None,
     }
 }
 
@@ -142,13 +142,13 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
         let config = sc.kernel_config(sc.policy(era, arch), arch);
         let exec = sc.execution(config.clone());
         let t = Instant::now();
-        let out = explore_shuttle(&throughput(args.executions), exec);
+        let out = explore_shuttle(&throughput(args.budget), exec);
         let model_ns = t.elapsed().as_nanos() as f64;
         let steps = out.steps.max(1);
         let threads = sc.threads.len().max(1);
         let ops = (steps / out.executions.max(1) / threads as u64).max(1);
         let t = Instant::now();
-        let base = explore_shuttle(&throughput(args.executions), baseline(threads, ops));
+        let base = explore_shuttle(&throughput(args.budget), baseline(threads, ops));
         let base_ns = t.elapsed().as_nanos() as f64;
         let (model_step, base_step) = (model_ns / steps as f64, base_ns / base.steps.max(1) as f64);
         let mut firsts = serde_json::Map::new();
@@ -170,7 +170,6 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
                     seed,
                     steps_max: 20_000,
                     stop_after_first: true,
-                    progress: None,
                 };
                 let o = explore_shuttle(&cfg, sc.execution(config.clone()));
                 if let Some(f) = o.violations.iter().find(|f| f.violation.kind == kind) {
@@ -232,14 +231,13 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
         report["loom"] = loom(&scenarios, loom_era, &loom_arches, &args)?;
     }
     if let Some(path) = &args.json {
-        cowbreak_trace::write_atomic(
+        crate::run::write_output(
             path,
-            serde_json::to_string_pretty(&report)
-                .expect("JSON")
-                .as_bytes(),
-        )
-        .map_err(|e| Fail::bad(format!("{}: {e}", path.display())))?;
-        println!("figures written to {}", path.display());
+            &(serde_json::to_string_pretty(&report).expect("JSON") + "\n"),
+        )?;
+        if !crate::run::is_stdout(path) {
+            println!("figures written to {}", path.display());
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -12,6 +12,9 @@ use serde_json::json;
 
 use crate::cli::{self, exit, Fail};
 use crate::project_root;
+use crate::run;
+use cowbreak_explore::Control;
+use std::sync::Arc;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -27,20 +30,22 @@ pub struct Args {
     /// preemption bound, weak memory); default: the scenario's `backend` line, else pct.
     #[arg(long, value_parser = ["pct", "random", "urw", "dfs", "loom"])]
     backend: Option<String>,
-    /// Executions to run (shuttle backends).
-    #[arg(long, default_value_t = 10_000)]
-    iterations: usize,
-    /// Seed of the scheduler's randomness (shuttle backends).
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    /// PCT bug depth.
-    #[arg(long, default_value_t = 3)]
-    depth: usize,
+    /// Executions to run (shuttle backends): the campaign's budget [default: 10000].
+    #[arg(long, alias = "iterations")]
+    budget: Option<usize>,
+    /// Seed of the scheduler's randomness (random, pct, urw) [default: 0].
+    #[arg(long)]
+    seed: Option<u64>,
+    /// PCT bug depth (pct only) [default: 3].
+    #[arg(long)]
+    depth: Option<usize>,
     /// loom's preemption bound; default: the scenario's `backend loom preemption-bound=N`,
     /// else 2.
     #[arg(long)]
     preemption_bound: Option<usize>,
-    /// Shuttle campaigns: split the executions over this many threads (seeds S, S+1, ...).
+    /// Threads to run the campaign on. The executions run, and so the result and the
+    /// traces, do not depend on it: a campaign is chunks of 1000 executions, each seeded
+    /// from the seed and its index, handed out to the threads.
     #[arg(long, default_value_t = 1)]
     jobs: usize,
     /// Scheduling steps after which an execution counts as a livelock.
@@ -49,21 +54,11 @@ pub struct Args {
     /// Flip a policy switch on top of the era's preset, e.g. `write_protect_seq=on`. Repeatable.
     #[arg(long = "switch", value_name = "NAME=on|off")]
     switches: Vec<String>,
-    /// Where to write traces.
-    #[arg(long, default_value = "traces")]
-    traces: PathBuf,
+    #[command(flatten)]
+    run: run::RunArgs,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
-}
-
-/// When the campaign started, for the heartbeat.
-static STARTED: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-
-/// A long campaign's heartbeat on stderr.
-fn heartbeat(executions: u64) {
-    let secs = STARTED.get().map_or(0.0, |t| t.elapsed().as_secs_f64());
-    eprintln!("  ... {executions} executions, {secs:.1} s");
 }
 
 pub fn strategy(backend: &str, depth: usize) -> Strategy {
@@ -85,69 +80,184 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
         .clone()
         .or_else(|| scenario.backend.clone())
         .unwrap_or_else(|| "pct".into());
-    if args.depth == 0 || args.jobs == 0 {
-        return Err(Fail::bad("--depth and --jobs must be at least 1"));
+    flags_fit_backend(&args, &backend)?;
+    let (budget, seed, depth) = (
+        args.budget.unwrap_or(10_000),
+        args.seed.unwrap_or(0),
+        args.depth.unwrap_or(3),
+    );
+    if depth == 0 || args.jobs == 0 || budget == 0 {
+        return Err(Fail::bad("--depth, --jobs and --budget must be at least 1"));
     }
-    let shuttle = ShuttleConfig {
-        strategy: strategy(&backend, args.depth),
-        iterations: args.iterations,
-        seed: args.seed,
-        steps_max: args.steps_max,
-        stop_after_first: false,
-        // Campaigns of a few PROGRESS_EVERY executions finish in seconds: no heartbeat.
-        progress: (args.iterations as u64 >= 5 * cowbreak_explore::PROGRESS_EVERY)
-            .then_some(heartbeat as fn(u64)),
-    };
-    STARTED.get_or_init(std::time::Instant::now);
+    let shard = run::shard(args.run.shard.as_deref())?;
+    let dir = run::out_dir(args.run.out.as_deref())?;
+    let verbosity = run::Verbosity::from_flags(args.run.quiet || args.json, args.run.verbose);
     let req = CheckRequest {
         scenario,
         era,
         arch,
         switches,
-        shuttle,
+        shuttle: ShuttleConfig {
+            strategy: strategy(&backend, depth),
+            iterations: budget,
+            seed,
+            steps_max: args.steps_max,
+            stop_after_first: false,
+        },
     };
-    let report = if backend == "loom" {
-        loom(&req, &args)?
+    if backend == "loom" {
+        if args.run.resume || shard != campaign::Shard::ALL {
+            return Err(Fail::bad(
+                "--resume and --shard are for shuttle campaigns; a loom check is one exhaustive run",
+            ));
+        }
+        let report = loom(&req, &args)?;
+        run::remove_stale_traces(&dir, &run::run_name(&req))?;
+        let paths = write_traces(&req, &report.violations, &dir)?;
+        print_report(&report, &paths, args.json, true, &req, shard);
+        return Ok(verdict(&report));
+    }
+    let stem = run::run_name(&req);
+    let state = run::state_path(&dir, &stem, shard);
+    let resumed = if args.run.resume {
+        let v = run::read_state(&state, "campaign")?;
+        if v["request"]["identity"] != req.identity()
+            || v["shard"] != json!({"index": shard.index, "count": shard.count})
+        {
+            return Err(Fail::bad(format!(
+                "{}: the state file is of another campaign (seed, budget, strategy, shard or scenario differ): {}",
+                state.display(),
+                v["request"]["identity"]
+            )));
+        }
+        Some(
+            campaign::Campaign::from_json(&v["campaign"])
+                .map_err(|e| Fail::bad(format!("{}: {e}", state.display())))?,
+        )
     } else {
-        campaign::check_sharded(&req, args.jobs).map_err(|e| Fail::bad(e.to_string()))?
+        None
     };
-    let paths = write_traces(&report.violations, &args.traces)?;
-    print_report(&report, &paths, args.json);
-    Ok(if report.violations.is_empty() {
+    let control = Arc::new(Control::new(run::stop_flag()));
+    let mut r = run::Run::new(&req, &dir, Some(state.clone()), shard, resumed)?;
+    let total = (0..req.chunks())
+        .filter(|c| shard.owns(*c))
+        .map(|c| req.chunk_config(c).iterations as u64)
+        .sum();
+    let mut progress = run::Progress::new(total, "executions", verbosity);
+    let started = std::time::Instant::now();
+    let finished = r.go(args.jobs, &control, |done, found, line| {
+        progress.update(done, found, "");
+        if let Some(line) = line {
+            progress.line(&format!("  {line}"));
+        }
+    })?;
+    progress.finish();
+    let (report, paths) = r.report(started.elapsed().as_millis())?;
+    print_report(&report, &paths, args.json, finished, &req, shard);
+    if !finished {
+        eprintln!(
+            "interrupted after {} of {total} executions; what was found is written, and the state is in {}: resume with the same command and --resume",
+            report.executions,
+            state.display()
+        );
+        return Ok(ExitCode::from(run::INTERRUPTED));
+    }
+    Ok(verdict(&report))
+}
+
+/// A flag that the chosen backend would ignore is a mistake the user should hear about.
+fn flags_fit_backend(args: &Args, backend: &str) -> Result<(), Fail> {
+    let wrong = |flag: &str, for_what: &str| {
+        Err(Fail::bad(format!(
+            "{flag} is for {for_what}, not the {backend} backend"
+        )))
+    };
+    if args.depth.is_some() && backend != "pct" {
+        return wrong("--depth", "pct");
+    }
+    if args.seed.is_some() && matches!(backend, "dfs" | "loom") {
+        return wrong("--seed", "the seeded backends (pct, random, urw)");
+    }
+    if args.preemption_bound.is_some() && backend != "loom" {
+        return wrong("--preemption-bound", "loom");
+    }
+    if backend == "loom" {
+        if args.budget.is_some() {
+            return wrong("--budget", "the shuttle backends (loom runs until it has explored every interleaving within its bound)");
+        }
+        if args.jobs != 1 {
+            return wrong("--jobs", "the shuttle backends");
+        }
+    }
+    Ok(())
+}
+
+/// loom reads `LOOM_*` variables on its own; cowbreak sets what they would set. The
+/// preemption bound is honoured as a default for `--preemption-bound`, the logging ones
+/// pass through, the rest are refused rather than silently changing a run.
+pub fn loom_env_bound() -> Result<Option<usize>, Fail> {
+    let mut bound = None;
+    for (k, v) in std::env::vars() {
+        match k.as_str() {
+            "LOOM_MAX_PREEMPTIONS" => {
+                bound = Some(v.trim().parse::<usize>().map_err(|_| {
+                    Fail::bad(format!("LOOM_MAX_PREEMPTIONS=`{v}`: expected a number"))
+                })?);
+            }
+            "LOOM_LOG" | "LOOM_LOCATION" => {}
+            k if k.starts_with("LOOM_") => {
+                return Err(Fail::bad(format!(
+                    "{k} is set, but cowbreak drives loom itself (bounds, checkpoints and limits come from its flags): unset it; LOOM_MAX_PREEMPTIONS, LOOM_LOG and LOOM_LOCATION are the ones it honours"
+                )));
+            }
+            _ => {}
+        }
+    }
+    Ok(bound)
+}
+
+fn verdict(report: &CheckReport) -> ExitCode {
+    if report.violations.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(exit::VIOLATION)
-    })
-}
-
-/// Write each violation's trace; return the paths, in order.
-pub fn write_traces(violations: &[Reported], dir: &Path) -> Result<Vec<PathBuf>, Fail> {
-    let mut paths: Vec<PathBuf> = Vec::new();
-    for r in violations {
-        let kind = r.found.violation.kind;
-        let index = paths
-            .iter()
-            .filter(|p| p.to_string_lossy().contains(&format!("--{}", kind.name())))
-            .count();
-        let path = dir.join(campaign::trace_file_name(
-            &r.trace.scenario.name,
-            &r.trace.era,
-            &r.trace.arch,
-            kind,
-            index,
-        ));
-        r.trace.write(&path).map_err(|e| Fail {
-            code: 2,
-            message: format!("cannot write trace: {e}"),
-        })?;
-        paths.push(path);
     }
-    Ok(paths)
 }
 
-fn print_report(report: &CheckReport, paths: &[PathBuf], json: bool) {
+/// Write each violation's trace under its run's name; return the paths, in order.
+pub fn write_traces(
+    req: &CheckRequest,
+    violations: &[Reported],
+    dir: &Path,
+) -> Result<Vec<PathBuf>, Fail> {
+    let run = run::run_name(req);
+    violations
+        .iter()
+        .map(|r| {
+            let v = &r.found.violation;
+            let path = dir.join(run::trace_name(&run, v.kind, v.at));
+            r.trace
+                .write(&path)
+                .map_err(|e| Fail::bad(format!("cannot write trace: {e}")))?;
+            Ok(path)
+        })
+        .collect()
+}
+
+fn print_report(
+    report: &CheckReport,
+    paths: &[PathBuf],
+    json: bool,
+    complete: bool,
+    req: &CheckRequest,
+    shard: campaign::Shard,
+) {
+    let expected = req.scenario.expected_on_sc(req.era, req.arch);
     if json {
         let v = json!({
+            "complete": complete,
+            "campaign": req.identity(),
+            "shard": {"index": shard.index, "count": shard.count},
             "scenario": report.scenario,
             "era": report.era,
             "arch": report.arch,
@@ -161,6 +271,7 @@ fn print_report(report: &CheckReport, paths: &[PathBuf], json: bool) {
                 "message": r.found.violation.message,
                 "first_at_execution": r.found.first_at_execution,
                 "schedule_steps": r.found.schedule_len,
+                "expected": expected.contains(&r.found.violation.kind),
                 "trace": p.display().to_string(),
             })).collect::<Vec<_>>(),
         });
@@ -210,6 +321,12 @@ fn print_report(report: &CheckReport, paths: &[PathBuf], json: bool) {
             v.kind, v.at, r.found.first_at_execution, r.found.schedule_len
         );
         println!("  {}", v.message);
+        if expected.contains(&v.kind) {
+            println!(
+                "  history: expected — the scenario's `expect` line says {} has this bug",
+                report.era
+            );
+        }
         println!("  trace:  {}", p.display());
         println!("  replay: cargo xtask replay {}", p.display());
     }
@@ -219,6 +336,7 @@ fn print_report(report: &CheckReport, paths: &[PathBuf], json: bool) {
 fn loom(req: &CheckRequest, args: &Args) -> Result<CheckReport, Fail> {
     let bound = args
         .preemption_bound
+        .or(loom_env_bound()?)
         .or(req.scenario.preemption_bound)
         .unwrap_or(2);
     loom_report(req, bound)
@@ -229,6 +347,7 @@ fn loom(req: &CheckRequest, args: &Args) -> Result<CheckReport, Fail> {
 /// under loom.
 pub fn loom_report(req: &CheckRequest, preemption_bound: usize) -> Result<CheckReport, Fail> {
     req.scenario.check_loom_limits().map_err(Fail::bad)?;
+    loom_env_bound()?;
     let v = run_loom_runner(
         &req.scenario,
         req.era,
@@ -249,17 +368,20 @@ pub fn loom_report(req: &CheckRequest, preemption_bound: usize) -> Result<CheckR
         let first = f["first_at_execution"].as_u64().unwrap_or(0);
         let mut r = match f.get("trace").filter(|t| !t.is_null()) {
             Some(t) => {
-                let trace: cowbreak_trace::TraceFile = serde_json::from_value(t.clone())
+                let mut trace: cowbreak_trace::TraceFile = serde_json::from_value(t.clone())
                     .map_err(|e| Fail::bad(format!("loom runner: bad trace: {e}")))?;
+                // The runner read a temporary copy: record where the scenario came from.
+                trace.scenario.path = Some(req.scenario.origin.clone());
                 let violation = cowbreak_mm::Violation {
                     kind,
-                    at: leak(&at),
+                    at: campaign::place(&at),
                     message: message.to_string(),
                 };
                 Reported {
                     found: cowbreak_explore::Found {
                         violation,
                         first_at_execution: first,
+                        shortest_at_execution: first,
                         schedule: None,
                         schedule_len: trace.schedule.steps,
                     },
@@ -281,12 +403,6 @@ pub fn loom_report(req: &CheckRequest, preemption_bound: usize) -> Result<CheckR
         elapsed_ms: v["elapsed_ms"].as_u64().unwrap_or(0) as u128,
         violations,
     })
-}
-
-/// A violation's place names a model function: a `&'static str` in the model, read back
-/// from the runner as text. The handful of places a run reports are kept for the run.
-fn leak(at: &str) -> &'static str {
-    Box::leak(at.to_string().into_boxed_str())
 }
 
 /// Run the loom runner's `check` on `scenario` and return its JSON. A loom deadlock
@@ -360,7 +476,6 @@ fn loom_trace(
                 seed: i as u64,
                 steps_max: 20_000,
                 stop_after_first: false,
-                progress: None,
             },
             ..req.clone()
         };
@@ -395,6 +510,7 @@ fn loom_trace(
             message: format!("{at}: {message}"),
         },
         first_at_execution: 0,
+        shortest_at_execution: 0,
         schedule: None,
         schedule_len: 0,
     };

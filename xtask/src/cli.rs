@@ -41,12 +41,19 @@ impl fmt::Display for Fail {
     }
 }
 
-/// Print the failure and turn it into the process's exit code.
-pub fn finish(result: Result<ExitCode, Fail>) -> ExitCode {
+/// Print the failure (on stderr, and as `{"error": ..}` on stdout when the command's
+/// output is JSON there) and turn it into the process's exit code.
+pub fn finish(json: bool, result: Result<ExitCode, Fail>) -> ExitCode {
     match result {
         Ok(code) => code,
         Err(fail) => {
             eprintln!("error: {}", fail.message);
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"error": {"message": fail.message, "exit_code": fail.code}})
+                );
+            }
             ExitCode::from(fail.code)
         }
     }
@@ -131,8 +138,14 @@ pub fn switches(args: &[String]) -> Result<Vec<(String, bool)>, Fail> {
         .collect()
 }
 
-/// Build the runner for `cfg` in its own target directory.
+/// Build the runner for `cfg` in its own target directory (once per process: matrix
+/// cells share it).
 pub fn build_runner(cfg: &str, dir: &str) -> Result<PathBuf, Fail> {
+    static BUILT: std::sync::Mutex<Vec<(String, PathBuf)>> = std::sync::Mutex::new(Vec::new());
+    let mut built = BUILT.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, path)) = built.iter().find(|(c, _)| c == cfg) {
+        return Ok(path.clone());
+    }
     let root = project_root();
     eprintln!("building the runner with --cfg {cfg} in {dir} ...");
     let ok = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
@@ -154,5 +167,7 @@ pub fn build_runner(cfg: &str, dir: &str) -> Result<PathBuf, Fail> {
     if !ok {
         return Err(Fail::bad(format!("building the {cfg} runner failed")));
     }
-    Ok(root.join(dir).join("release/cowbreak-runner"))
+    let path = root.join(dir).join("release/cowbreak-runner");
+    built.push((cfg.to_string(), path.clone()));
+    Ok(path)
 }

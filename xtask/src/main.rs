@@ -12,13 +12,16 @@ mod check;
 mod cli;
 mod list;
 mod matrix;
+mod merge;
 mod replay;
+mod run;
 mod test;
 mod view;
 
 #[derive(Parser)]
 #[command(
     name = "cargo xtask",
+    version,
     about = "cowbreak: find GUP / COW races in the Linux mm, era by era"
 )]
 struct Cli {
@@ -38,6 +41,8 @@ enum Command {
     View(view::Args),
     /// Run every scenario on every era and print the table.
     Matrix(matrix::Args),
+    /// Join the output directories of a sharded campaign or matrix into one result.
+    Merge(merge::Args),
     /// Benchmark: throughput against bare shuttle, executions to first violation per strategy, stress, loom.
     Bench(bench::Args),
     /// Run the whole test suite: workspace tests (shuttle), the loom suite, the stress suite.
@@ -52,15 +57,60 @@ pub fn project_root() -> PathBuf {
         .to_path_buf()
 }
 
-fn main() -> ExitCode {
-    let cli = Cli::parse();
-    cli::finish(match cli.command {
-        Command::List(args) => list::run(args),
-        Command::Check(args) => check::run(args),
-        Command::Replay(args) => replay::run(args),
-        Command::Matrix(args) => matrix::run(args),
-        Command::View(args) => view::run(args),
-        Command::Bench(args) => bench::run(args),
-        Command::Test(args) => Ok(test::run(args)),
+/// Output to a closed pipe (`cargo xtask list | head -1`) ends the process quietly, as
+/// ripgrep does; any other failure to write standard output (a full disk) is an error
+/// with exit 2. Rust's `println!` panics on both: this hook turns them into exits.
+fn exit_on_stdout_errors() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let text = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if text.starts_with("failed printing to stdout") {
+            if text.contains("Broken pipe") {
+                std::process::exit(0);
+            }
+            eprintln!(
+                "error: cannot write to standard output: {}",
+                text.rsplit(": ").next().unwrap_or(text)
+            );
+            std::process::exit(i32::from(cli::exit::BAD_INPUT));
+        }
+        previous(info)
+    }));
+}
+
+/// Whether this command prints JSON on stdout (`--json` as a flag, `--json` without a
+/// file, or `--json -`): its errors then come as JSON on stdout too.
+fn json_on_stdout() -> bool {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().enumerate().any(|(i, a)| {
+        a == "--json=-"
+            || (a == "--json"
+                && args
+                    .get(i + 1)
+                    .is_none_or(|next| next == "-" || next.starts_with('-')))
     })
+}
+
+fn main() -> ExitCode {
+    exit_on_stdout_errors();
+    let cli = Cli::parse();
+    let json = json_on_stdout();
+    cli::finish(
+        json,
+        match cli.command {
+            Command::List(args) => list::run(args),
+            Command::Check(args) => check::run(args),
+            Command::Replay(args) => replay::run(args),
+            Command::Matrix(args) => matrix::run(args),
+            Command::View(args) => view::run(args),
+            Command::Merge(args) => merge::run(args),
+            Command::Bench(args) => bench::run(args),
+            Command::Test(args) => Ok(test::run(args)),
+        },
+    )
 }

@@ -1,19 +1,19 @@
 //! `cargo xtask matrix`: every scenario on every era, as one table.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use cowbreak_explore::campaign::{self, CheckRequest};
-use cowbreak_explore::{ShuttleConfig, Strategy};
+use cowbreak_explore::campaign::{self, CheckRequest, Shard};
+use cowbreak_explore::{Control, ShuttleConfig, Strategy};
 use cowbreak_mm::{Arch, Era, ViolationKind};
 use cowbreak_scenario::Scenario;
-use serde_json::json;
+use serde_json::{json, Value};
 
-use crate::check::write_traces;
 use crate::cli::{self, exit, Fail};
+use crate::run;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -39,14 +39,14 @@ pub struct Args {
     /// Seed of every cell's campaign.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Cells run in parallel (one OS thread each).
+    /// Cells run in parallel (one OS thread each); the result does not depend on it.
     #[arg(long, default_value_t = 2)]
     jobs: usize,
-    /// Where to write traces.
-    #[arg(long, default_value = "traces")]
-    traces: PathBuf,
+    #[command(flatten)]
+    run: run::RunArgs,
     /// Also write the cells as JSON to FILE.
-    #[arg(long, value_name = "FILE")]
+    /// (`--json` alone, or `--json -`: print the JSON on stdout instead of text.)
+    #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "-")]
     json: Option<PathBuf>,
     /// Also write the table as Markdown to FILE.
     #[arg(long, value_name = "FILE")]
@@ -69,6 +69,53 @@ struct Cell {
 }
 
 impl Cell {
+    fn to_json(&self, scenarios: &[Scenario]) -> Value {
+        json!({
+            "scenario": scenarios[self.scenario].name,
+            "scenario_index": self.scenario,
+            "era": self.era.name(),
+            "arch": self.arch.name(),
+            "verdict": if self.kinds.is_empty() { "ok" } else { "violation" },
+            "kind": self.kinds.first().map(|k| k.name()),
+            "kinds": self.kinds.iter().map(|k| k.name()).collect::<Vec<_>>(),
+            "executions": self.executions,
+            "first_at_execution": self.first_at,
+            "found_by": if self.kinds.is_empty() { None } else if self.via_loom { Some("loom") } else { Some("pct") },
+            "trace": self.traces.first().map(|p| p.display().to_string()),
+            "traces": self.traces.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+            "expected": self.expected.iter().map(|k| k.name()).collect::<Vec<_>>(),
+            "agrees": self.agrees(),
+            "checked": self.checked,
+        })
+    }
+
+    fn from_json(v: &Value, scenarios: &[Scenario]) -> Option<Cell> {
+        let kinds = |k: &str| -> Option<Vec<ViolationKind>> {
+            v[k].as_array()?
+                .iter()
+                .map(|x| ViolationKind::from_name(x.as_str()?))
+                .collect()
+        };
+        let scenario = v["scenario_index"].as_u64()? as usize;
+        (scenarios.get(scenario)?.name == v["scenario"].as_str()?).then_some(())?;
+        Some(Cell {
+            scenario,
+            era: Era::from_name(v["era"].as_str()?).ok()?,
+            arch: Arch::from_name(v["arch"].as_str()?).ok()?,
+            checked: v["checked"].as_str()?.to_string(),
+            kinds: kinds("kinds")?,
+            first_at: v["first_at_execution"].as_u64(),
+            via_loom: v["found_by"] == "loom",
+            executions: v["executions"].as_u64()?,
+            traces: v["traces"]
+                .as_array()?
+                .iter()
+                .map(|t| t.as_str().map(PathBuf::from))
+                .collect::<Option<_>>()?,
+            expected: kinds("expected")?,
+        })
+    }
+
     fn agrees(&self) -> bool {
         self.kinds == self.expected
     }
@@ -91,6 +138,116 @@ impl Cell {
             }
         }
     }
+}
+
+/// What identifies a matrix run: two runs with the same identity compute the same cells.
+fn identity(scenarios: &[Scenario], eras: &[Era], arches: &[Arch], args: &Args) -> Value {
+    json!({
+        "scenarios": scenarios.iter().map(|s| json!([s.name, campaign::scenario_hash(&s.text)])).collect::<Vec<_>>(),
+        "eras": eras.iter().map(|e| e.name()).collect::<Vec<_>>(),
+        "arches": arches.iter().map(|a| a.name()).collect::<Vec<_>>(),
+        "budget": args.budget,
+        "depth": args.depth,
+        "seed": args.seed,
+        "preemption_bound": args.preemption_bound,
+        "chunk": campaign::CHUNK_EXECUTIONS,
+        "model_version": campaign::MODEL_VERSION,
+    })
+}
+
+/// Every cell of the matrix in its fixed order (scenario, arch, era): a cell's index
+/// decides its shard.
+fn all_cells(scenarios: &[Scenario], eras: &[Era], arches: &[Arch]) -> Vec<(usize, Era, Arch)> {
+    let mut work = Vec::new();
+    for (s, sc) in scenarios.iter().enumerate() {
+        for &a in arches.iter().filter(|&&a| sc.runs_on(a)) {
+            for &e in eras {
+                work.push((s, e, a));
+            }
+        }
+    }
+    work
+}
+
+/// A matrix as its state file holds it (and as `merge` reads it back).
+pub struct Loaded {
+    pub scenarios: Vec<Scenario>,
+    pub eras: Vec<Era>,
+    pub arches: Vec<Arch>,
+    pub identity: Value,
+    pub settings: Value,
+    cells: Vec<Cell>,
+}
+
+fn state_json(
+    scenarios: &[Scenario],
+    identity: &Value,
+    settings: &Value,
+    shard: Shard,
+    cells: &[Cell],
+    total: usize,
+) -> Value {
+    json!({
+        "format": run::STATE_FORMAT,
+        "version": run::STATE_VERSION,
+        "kind": "matrix",
+        "identity": identity,
+        "settings": settings,
+        "scenario_texts": scenarios.iter().map(|s| s.text.clone()).collect::<Vec<_>>(),
+        "shard": {"index": shard.index, "count": shard.count},
+        "cells_in_shard": total,
+        "complete": cells.len() == total,
+        "cells": cells.iter().map(|c| c.to_json(scenarios)).collect::<Vec<_>>(),
+    })
+}
+
+/// Read a matrix state file.
+pub fn load(path: &Path, v: &Value) -> Result<Loaded, Fail> {
+    let bad = |what: &str| {
+        Fail::bad(format!(
+            "{}: the matrix state has no valid `{what}`",
+            path.display()
+        ))
+    };
+    let mut scenarios = Vec::new();
+    for t in v["scenario_texts"]
+        .as_array()
+        .ok_or_else(|| bad("scenario_texts"))?
+    {
+        let text = t.as_str().ok_or_else(|| bad("scenario_texts"))?;
+        scenarios.push(
+            cowbreak_scenario::parse(&format!("{} (embedded scenario)", path.display()), text)
+                .map_err(|e| Fail::bad(e.to_string()))?,
+        );
+    }
+    let names = |k: &str| -> Result<Vec<String>, Fail> {
+        v["identity"][k]
+            .as_array()
+            .ok_or_else(|| bad(k))?
+            .iter()
+            .map(|x| x.as_str().map(str::to_string).ok_or_else(|| bad(k)))
+            .collect()
+    };
+    let eras = names("eras")?
+        .iter()
+        .map(|e| cli::era(e))
+        .collect::<Result<Vec<_>, _>>()?;
+    let arches = names("arches")?
+        .iter()
+        .map(|a| cli::arch(a))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut cells = Vec::new();
+    for c in v["cells"].as_array().ok_or_else(|| bad("cells"))? {
+        cells.push(Cell::from_json(c, &scenarios).ok_or_else(|| bad("cells"))?);
+    }
+    Ok(Loaded {
+        scenarios,
+        eras,
+        arches,
+        identity: v["identity"].clone(),
+        settings: v["settings"].clone(),
+        cells,
+    })
 }
 
 pub fn run(args: Args) -> Result<ExitCode, Fail> {
@@ -120,184 +277,382 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
             "--depth, --jobs and --budget must be at least 1, and --arch must name one",
         ));
     }
-    let mut work: Vec<(usize, Era, Arch)> = Vec::new();
-    for (s, sc) in scenarios.iter().enumerate() {
-        for &a in arches.iter().filter(|&&a| sc.runs_on(a)) {
-            for &e in &eras {
-                work.push((s, e, a));
-            }
+    let shard = run::shard(args.run.shard.as_deref())?;
+    let dir = run::out_dir(args.run.out.as_deref())?;
+    for f in args.json.iter().chain(&args.markdown) {
+        run::check_output_file(f)?;
+    }
+    let verbosity = run::Verbosity::from_flags(args.run.quiet, args.run.verbose);
+    let identity = identity(&scenarios, &eras, &arches, &args);
+    let settings = json!({"depth": args.depth, "seed": args.seed, "budget": args.budget, "traces": dir.display().to_string()});
+    let work = all_cells(&scenarios, &eras, &arches);
+    let mine: Vec<usize> = (0..work.len()).filter(|&i| shard.owns(i)).collect();
+    let state_path = run::state_path(&dir, "matrix", shard);
+    let mut kept: Vec<Cell> = Vec::new();
+    if args.run.resume {
+        let v = run::read_state(&state_path, "matrix")?;
+        if v["identity"] != identity
+            || v["shard"] != json!({"index": shard.index, "count": shard.count})
+        {
+            return Err(Fail::bad(format!(
+                "{}: the state file is of another matrix (scenarios, eras, arches, budget, seed or shard differ)",
+                state_path.display()
+            )));
         }
+        kept = load(&state_path, &v)?.cells;
+    }
+    let todo: Vec<usize> = mine
+        .iter()
+        .copied()
+        .filter(|&i| {
+            let (s, e, a) = work[i];
+            !kept
+                .iter()
+                .any(|c| c.scenario == s && c.era == e && c.arch == a)
+        })
+        .collect();
+    if verbosity != run::Verbosity::Quiet {
+        eprintln!(
+            "matrix: {} scenarios x {} eras x {} arches ({} cells{}{}), PCT d={} {} executions per cell (and loom pb={} where a scenario needs weak memory), seed {}, {} jobs",
+            scenarios.len(),
+            eras.len(),
+            arches.len(),
+            work.len(),
+            if shard == Shard::ALL { String::new() } else { format!(", shard {}/{}: {}", shard.index, shard.count, mine.len()) },
+            if kept.is_empty() { String::new() } else { format!(", {} resumed", kept.len()) },
+            args.depth,
+            args.budget,
+            args.preemption_bound.map_or("its own".to_string(), |b| b.to_string()),
+            args.seed,
+            args.jobs
+        );
     }
     let next = AtomicUsize::new(0);
-    let cells = Mutex::new(Vec::new());
+    let cells = Mutex::new(kept);
     let failure = Mutex::new(None);
+    let stop = run::stop_flag();
+    let progress = Mutex::new(run::Progress::new(mine.len() as u64, "cells", verbosity));
     let started = Instant::now();
-    eprintln!(
-        "matrix: {} scenarios x {} eras x {} arches ({} cells), PCT d={} {} executions per cell (and loom pb={} where a scenario needs weak memory), seed {}, {} jobs",
-        scenarios.len(),
-        eras.len(),
-        arches.len(),
-        work.len(),
-        args.depth,
-        args.budget,
-        args.preemption_bound.map_or("its own".to_string(), |b| b.to_string()),
-        args.seed,
-        args.jobs
-    );
+    let save = |cells: &[Cell]| {
+        run::write_state(
+            &state_path,
+            &state_json(&scenarios, &identity, &settings, shard, cells, mine.len()),
+        )
+    };
+    save(&cells.lock().unwrap())?;
     std::thread::scope(|s| {
         for _ in 0..args.jobs {
             s.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(&(si, era, arch)) = work.get(i) else {
+                if stop.load(Ordering::Relaxed) || failure.lock().unwrap().is_some() {
+                    break;
+                }
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                let Some(&i) = todo.get(n) else {
                     break;
                 };
-                let sc = &scenarios[si];
-                let req = CheckRequest {
-                    scenario: sc.clone(),
-                    era,
-                    arch,
-                    switches: Vec::new(),
-                    shuttle: ShuttleConfig {
-                        strategy: Strategy::Pct { depth: args.depth },
-                        iterations: args.budget,
-                        seed: args.seed,
-                        steps_max: 20_000,
-                        stop_after_first: false,
-                        progress: None,
-                    },
-                };
-                // A scenario whose history needs weak memory is checked both ways: PCT
-                // for what any interleaving shows, loom for what only weak memory does.
-                let loom = sc.backend.as_deref() == Some("loom") || sc.needs_weak_memory();
-                let bound = args.preemption_bound.or(sc.preemption_bound).unwrap_or(2);
-                let report = campaign::check(&req)
-                    .map_err(|e| Fail::bad(e.to_string()))
-                    .and_then(|mut pct| {
-                        if loom {
-                            let l = crate::check::loom_report(&req, bound)?;
-                            for r in l.violations {
-                                let same = |k: &campaign::Reported| {
-                                    k.found.violation.kind == r.found.violation.kind
-                                        && k.found.violation.at == r.found.violation.at
-                                };
-                                if !pct.violations.iter().any(same) {
-                                    pct.violations.push(r);
-                                }
-                            }
-                            pct.params
-                                .insert("loom_executions".into(), l.executions.into());
+                match run_cell(&scenarios, work[i], &args, &dir, &stop) {
+                    Ok(Some(cell)) => {
+                        let mut all = cells.lock().unwrap();
+                        let line = format!(
+                            "{:<40} {:<9} {:<5} {}",
+                            scenarios[cell.scenario].name,
+                            cell.era.name(),
+                            cell.arch.name(),
+                            cell.text()
+                        );
+                        let interesting = !cell.kinds.is_empty() || !cell.agrees();
+                        all.push(cell);
+                        if let Err(e) = save(&all) {
+                            *failure.lock().unwrap() = Some(e);
                         }
-                        Ok(pct)
-                    });
-                let report = match report {
-                    Ok(r) => r,
+                        let found = all.iter().filter(|c| !c.kinds.is_empty()).count();
+                        let done = all.len() as u64;
+                        drop(all);
+                        let mut p = progress.lock().unwrap();
+                        p.update(done, found, "");
+                        if verbosity == run::Verbosity::Verbose || (interesting && p.is_bar()) {
+                            p.line(&format!("[{done:>3}/{}] {line}", mine.len()));
+                        }
+                    }
+                    Ok(None) => break,
                     Err(e) => {
                         *failure.lock().unwrap() = Some(e);
                         break;
                     }
-                };
-                let mut checked = format!(
-                    "PCT d={} seed {}, {} executions, sampled",
-                    args.depth, args.seed, report.executions
-                );
-                if let Some(n) = report.params.get("loom_executions") {
-                    checked.push_str(&format!("; loom pb={bound}, {n} executions, exhaustive"));
                 }
-                let traces = match write_traces(&report.violations, &args.traces) {
-                    Ok(t) => t,
-                    Err(e) => {
-                        *failure.lock().unwrap() = Some(e);
-                        break;
-                    }
-                };
-                let mut kinds: Vec<ViolationKind> = report
-                    .violations
-                    .iter()
-                    .map(|r| r.found.violation.kind)
-                    .collect();
-                kinds.sort();
-                kinds.dedup();
-                let cell = Cell {
-                    scenario: si,
-                    era,
-                    arch,
-                    checked,
-                    first_at: report
-                        .violations
-                        .iter()
-                        .map(|r| r.found.first_at_execution)
-                        .min(),
-                    via_loom: !report.violations.is_empty()
-                        && report
-                            .violations
-                            .iter()
-                            .all(|r| r.trace.schedule.encoding == "loom"),
-                    kinds,
-                    executions: report.executions,
-                    traces,
-                    expected: if loom {
-                        sc.expected_on(era, arch)
-                    } else {
-                        sc.expected_on_sc(era, arch)
-                    },
-                };
-                eprintln!(
-                    "[{:>3}/{}] {:<40} {:<9} {:<5} {}",
-                    i + 1,
-                    work.len(),
-                    sc.name,
-                    era.name(),
-                    arch.name(),
-                    cell.text()
-                );
-                cells.lock().unwrap().push(cell);
             });
         }
     });
+    progress.into_inner().unwrap().finish();
     if let Some(f) = failure.into_inner().unwrap() {
         return Err(f);
     }
     let mut cells = cells.into_inner().unwrap();
+    let complete = cells.len() == mine.len();
     cells.sort_by_key(|c| (c.scenario, c.arch, eras.iter().position(|&e| e == c.era)));
-    let table = render(
-        &scenarios,
-        &eras,
-        &arches,
-        &cells,
-        &args,
-        started.elapsed().as_secs_f64(),
-    );
-    print!("{table}");
-    if let Some(path) = &args.markdown {
-        cowbreak_trace::write_atomic(path, table.as_bytes())
-            .map_err(|e| Fail::bad(format!("{}: {e}", path.display())))?;
-    }
-    if let Some(path) = &args.json {
-        let v = json!({"cells": cells.iter().map(|c| json!({
-            "scenario": scenarios[c.scenario].name,
-            "era": c.era.name(),
-            "arch": c.arch.name(),
-            "verdict": if c.kinds.is_empty() { "ok" } else { "violation" },
-            "kind": c.kinds.first().map(|k| k.name()),
-            "kinds": c.kinds.iter().map(|k| k.name()).collect::<Vec<_>>(),
-            "executions": c.executions,
-            "first_at_execution": c.first_at,
-            "found_by": if c.kinds.is_empty() { None } else if c.via_loom { Some("loom") } else { Some("pct") },
-            "trace": c.traces.first().map(|p| p.display().to_string()),
-            "expected": c.expected.iter().map(|k| k.name()).collect::<Vec<_>>(),
-            "agrees": c.agrees(),
-            "checked": c.checked,
-        })).collect::<Vec<_>>()});
-        cowbreak_trace::write_atomic(
-            path,
-            serde_json::to_string_pretty(&v)
-                .expect("JSON of plain values")
-                .as_bytes(),
-        )
-        .map_err(|e| Fail::bad(format!("{}: {e}", path.display())))?;
+    let status = Status {
+        shard,
+        cells: cells.len(),
+        of: mine.len(),
+        secs: started.elapsed().as_secs_f64(),
+    };
+    let out = Output {
+        scenarios: &scenarios,
+        eras: &eras,
+        arches: &arches,
+        identity: &identity,
+        settings: &settings,
+        status,
+    };
+    out.write(&cells, args.json.as_deref(), args.markdown.as_deref())?;
+    if !complete {
+        eprintln!(
+            "interrupted: {} of {} cells done and kept in {}; resume with the same command and --resume",
+            cells.len(),
+            mine.len(),
+            state_path.display()
+        );
+        return Ok(ExitCode::from(run::INTERRUPTED));
     }
     let disagree = cells.iter().filter(|c| !c.agrees()).count();
     Ok(if disagree == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(exit::VIOLATION)
+    })
+}
+
+/// Run one cell; `None` when the run was interrupted before the cell finished.
+fn run_cell(
+    scenarios: &[Scenario],
+    (si, era, arch): (usize, Era, Arch),
+    args: &Args,
+    dir: &Path,
+    stop: &Arc<std::sync::atomic::AtomicBool>,
+) -> Result<Option<Cell>, Fail> {
+    let sc = &scenarios[si];
+    let req = CheckRequest {
+        scenario: sc.clone(),
+        era,
+        arch,
+        switches: Vec::new(),
+        shuttle: ShuttleConfig {
+            strategy: Strategy::Pct { depth: args.depth },
+            iterations: args.budget,
+            seed: args.seed,
+            steps_max: 20_000,
+            stop_after_first: false,
+        },
+    };
+    // A scenario whose history needs weak memory is checked both ways: PCT for what any
+    // interleaving shows, loom for what only weak memory does.
+    let loom = sc.backend.as_deref() == Some("loom") || sc.needs_weak_memory();
+    let bound = args.preemption_bound.or(sc.preemption_bound).unwrap_or(2);
+    let control = Arc::new(Control::new(Arc::clone(stop)));
+    let mut r = run::Run::new(&req, dir, None, Shard::ALL, None)?;
+    if !r.go(1, &control, |_, _, _| {})? {
+        return Ok(None);
+    }
+    let (mut report, mut traces) = r.report(0)?;
+    let mut checked = format!(
+        "PCT d={} seed {}, {} executions, sampled",
+        args.depth, args.seed, report.executions
+    );
+    if loom {
+        let l = match crate::check::loom_report(&req, bound) {
+            Ok(l) => l,
+            // Ctrl-C reaches the loom runner too: an interrupted cell, not a failure.
+            Err(_) if stop.load(Ordering::Relaxed) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let mut extra = Vec::new();
+        for v in l.violations {
+            let same = |k: &campaign::Reported| {
+                k.found.violation.kind == v.found.violation.kind
+                    && k.found.violation.at == v.found.violation.at
+            };
+            if !report.violations.iter().any(same) {
+                extra.push(v);
+            }
+        }
+        traces.extend(crate::check::write_traces(&req, &extra, dir)?);
+        report.violations.extend(extra);
+        checked.push_str(&format!(
+            "; loom pb={bound}, {} executions, exhaustive",
+            l.executions
+        ));
+    }
+    let mut kinds: Vec<ViolationKind> = report
+        .violations
+        .iter()
+        .map(|r| r.found.violation.kind)
+        .collect();
+    kinds.sort();
+    kinds.dedup();
+    Ok(Some(Cell {
+        scenario: si,
+        era,
+        arch,
+        checked,
+        first_at: report
+            .violations
+            .iter()
+            .map(|r| r.found.first_at_execution)
+            .min(),
+        via_loom: !report.violations.is_empty()
+            && report
+                .violations
+                .iter()
+                .all(|r| r.trace.schedule.encoding == "loom"),
+        kinds,
+        executions: report.executions,
+        traces,
+        expected: if loom {
+            sc.expected_on(era, arch)
+        } else {
+            sc.expected_on_sc(era, arch)
+        },
+    }))
+}
+
+/// How far a matrix got.
+#[derive(Copy, Clone)]
+pub struct Status {
+    pub shard: Shard,
+    pub cells: usize,
+    pub of: usize,
+    pub secs: f64,
+}
+
+/// Writes a matrix's table and JSON (run, or merged from shards).
+pub struct Output<'a> {
+    pub scenarios: &'a [Scenario],
+    pub eras: &'a [Era],
+    pub arches: &'a [Arch],
+    pub identity: &'a Value,
+    pub settings: &'a Value,
+    pub status: Status,
+}
+
+impl Output<'_> {
+    /// Print the table; write `--markdown` and `--json` if asked (atomically). The table
+    /// is printed first: a failing write loses nothing.
+    fn write(
+        &self,
+        cells: &[Cell],
+        json_file: Option<&Path>,
+        markdown: Option<&Path>,
+    ) -> Result<(), Fail> {
+        let table = render(
+            self.scenarios,
+            self.eras,
+            self.arches,
+            cells,
+            self.settings,
+            self.status,
+        );
+        if json_file.is_some_and(run::is_stdout) {
+            eprint!("{table}");
+        } else {
+            print!("{table}");
+        }
+        if let Some(path) = markdown {
+            run::write_output(path, &table)?;
+        }
+        if let Some(path) = json_file {
+            let v = json!({
+                "complete": self.status.cells == self.status.of,
+                "cells_done": self.status.cells,
+                "cells_total": self.status.of,
+                "shard": {"index": self.status.shard.index, "count": self.status.shard.count},
+                "campaign": self.identity,
+                "cells": cells.iter().map(|c| c.to_json(self.scenarios)).collect::<Vec<_>>(),
+            });
+            run::write_output(
+                path,
+                &(serde_json::to_string_pretty(&v).expect("JSON of plain values") + "\n"),
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Join matrix shards (`merge`): the cells of every state, checked to be of one matrix.
+pub fn merge(
+    states: Vec<(PathBuf, Value)>,
+    json_file: Option<&Path>,
+    markdown: Option<&Path>,
+) -> Result<ExitCode, Fail> {
+    let mut loaded: Option<Loaded> = None;
+    let mut total = 0;
+    let mut shards = std::collections::BTreeSet::new();
+    for (path, v) in states {
+        let l = load(&path, &v)?;
+        let count = v["shard"]["count"].as_u64().unwrap_or(1);
+        let index = v["shard"]["index"].as_u64().unwrap_or(0);
+        if !shards.insert(index) {
+            return Err(Fail::bad(format!(
+                "{}: shard {index} given twice",
+                path.display()
+            )));
+        }
+        total += v["cells_in_shard"].as_u64().unwrap_or(0) as usize;
+        match &mut loaded {
+            None => {
+                if shards.len() as u64 > count {
+                    return Err(Fail::bad("more shards than the matrix has"));
+                }
+                loaded = Some(l);
+            }
+            Some(m) => {
+                if m.identity != l.identity {
+                    return Err(Fail::bad(format!(
+                        "{}: a shard of another matrix (scenarios, eras, arches, budget or seed differ)",
+                        path.display()
+                    )));
+                }
+                for c in l.cells {
+                    if !m
+                        .cells
+                        .iter()
+                        .any(|k| k.scenario == c.scenario && k.era == c.era && k.arch == c.arch)
+                    {
+                        m.cells.push(c);
+                    }
+                }
+            }
+        }
+    }
+    let Some(mut m) = loaded else {
+        return Err(Fail::bad("no matrix state file in the directories given"));
+    };
+    let all = all_cells(&m.scenarios, &m.eras, &m.arches).len();
+    let eras = m.eras.clone();
+    m.cells
+        .sort_by_key(|c| (c.scenario, c.arch, eras.iter().position(|&e| e == c.era)));
+    let complete = m.cells.len() == all && total == all;
+    let out = Output {
+        scenarios: &m.scenarios,
+        eras: &m.eras,
+        arches: &m.arches,
+        identity: &m.identity,
+        settings: &m.settings,
+        status: Status {
+            shard: Shard::ALL,
+            cells: m.cells.len(),
+            of: all,
+            secs: 0.0,
+        },
+    };
+    out.write(&m.cells, json_file, markdown)?;
+    if !complete {
+        eprintln!(
+            "incomplete: the shards hold {} of the matrix's {all} cells",
+            m.cells.len()
+        );
+        return Ok(ExitCode::from(run::INTERRUPTED));
+    }
+    Ok(if m.cells.iter().all(Cell::agrees) {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(exit::VIOLATION)
@@ -311,8 +666,8 @@ fn render(
     eras: &[Era],
     arches: &[Arch],
     cells: &[Cell],
-    args: &Args,
-    secs: f64,
+    settings: &Value,
+    status: Status,
 ) -> String {
     let mut out = String::new();
     let width = |i: usize| {
@@ -370,16 +725,29 @@ fn render(
     let found = cells.iter().filter(|c| !c.kinds.is_empty()).count();
     out.push_str(&format!(
         "\nok: PCT d={} seed {}, {} executions (and loom, exhaustive, for scenarios that need weak memory), no violation. KIND @N: found first at execution N; KIND loom @N: found only by loom, at its iteration N (trace in {}/).\n",
-        args.depth,
-        args.seed,
-        args.budget,
-        args.traces.display()
+        settings["depth"],
+        settings["seed"],
+        settings["budget"],
+        settings["traces"].as_str().unwrap_or("traces"),
     ));
+    if status.shard != Shard::ALL {
+        out.push_str(&format!(
+            "shard {} of {}: this shard's cells only; `cargo xtask merge` joins the shards.\n",
+            status.shard.index, status.shard.count
+        ));
+    }
+    if status.cells < status.of {
+        out.push_str(&format!(
+            "INCOMPLETE: {} of {} cells done; empty cells were not run (--resume goes on).\n",
+            status.cells, status.of
+        ));
+    }
     out.push_str(&format!(
-        "{} cells, {found} with violations; {agree}/{} agree with the scenarios' expected history{}; {secs:.1} s.\n",
+        "{} cells, {found} with violations; {agree}/{} agree with the scenarios' expected history{}; {:.1} s.\n",
         cells.len(),
         cells.len(),
         if agree == cells.len() { "" } else { " ((!) marks the others)" },
+        status.secs,
     ));
     out
 }

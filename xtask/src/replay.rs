@@ -41,6 +41,9 @@ fn replay_loom(trace: &TraceFile, path: &std::path::Path) -> Result<campaign::Re
         events,
         reproduced,
         schedule_error: v["schedule_error"].as_str().map(str::to_string),
+        steps: None,
+        violations: Vec::new(),
+        flipped: Vec::new(),
     })
 }
 
@@ -54,16 +57,55 @@ pub struct Args {
     /// Also write the interleaving as a self-contained HTML page.
     #[arg(long, value_name = "FILE")]
     html: Option<PathBuf>,
+    /// Replay on another era's preset instead of the recorded switches: does the same
+    /// schedule break there too?
+    #[arg(long)]
+    era: Option<String>,
+    /// Replay on another architecture's preset.
+    #[arg(long)]
+    arch: Option<String>,
+    /// Flip a switch on top of the (recorded or `--era`) policy. Repeatable.
+    #[arg(long = "switch", value_name = "NAME=on|off")]
+    switches: Vec<String>,
 }
 
 pub fn run(args: Args) -> Result<ExitCode, Fail> {
     let origin = args.trace.display().to_string();
     let trace = TraceFile::read(&args.trace).map_err(|e| Fail::bad(e.to_string()))?;
+    let elsewhere = campaign::Elsewhere {
+        era: args.era.as_deref().map(crate::cli::era).transpose()?,
+        arch: args.arch.as_deref().map(crate::cli::arch).transpose()?,
+        switches: crate::cli::switches(&args.switches)?,
+    };
+    let moved =
+        elsewhere.era.is_some() || elsewhere.arch.is_some() || !elsewhere.switches.is_empty();
     let report = if trace.schedule.encoding == "loom" {
+        if moved {
+            return Err(Fail::bad(
+                "--era, --arch and --switch replay shuttle traces; a loom trace's path belongs to its own era and arch (run `check --backend loom` there)",
+            ));
+        }
         replay_loom(&trace, &args.trace)?
     } else {
-        campaign::replay(&trace, &origin).map_err(|e| Fail::bad(e.to_string()))?
+        campaign::replay_elsewhere(&trace, &origin, &elsewhere)
+            .map_err(|e| Fail::bad(e.to_string()))?
     };
+    if !report.flipped.is_empty() {
+        let f: Vec<String> = report
+            .flipped
+            .iter()
+            .map(|(n, on)| format!("{n}={}", if *on { "on" } else { "off" }))
+            .collect();
+        println!(
+            "note: recorded with switches that differ from the {} {} preset: {}",
+            trace.era,
+            trace.arch,
+            f.join(", ")
+        );
+    }
+    if moved {
+        return Ok(elsewhere_verdict(&trace, &report, &elsewhere, &args));
+    }
     let replayed = TraceFile {
         events: report.events.clone(),
         ..trace.clone()
@@ -80,7 +122,7 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
             trace.violation.kind,
             trace.violation.at,
             report.events.len(),
-            trace.schedule.steps
+            report.steps.unwrap_or(trace.schedule.steps)
         );
         return Ok(ExitCode::SUCCESS);
     }
@@ -102,4 +144,56 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
             campaign::MODEL_VERSION
         ),
     })
+}
+
+/// `replay --era/--arch/--switch`: say whether the trace's schedule breaks the same way
+/// under the other policy. Exit 0 if it does, 3 if not.
+fn elsewhere_verdict(
+    trace: &TraceFile,
+    report: &campaign::ReplayReport,
+    elsewhere: &campaign::Elsewhere,
+    args: &Args,
+) -> ExitCode {
+    let mut place = vec![
+        elsewhere
+            .era
+            .map_or(trace.era.clone(), |e| e.name().to_string()),
+        elsewhere
+            .arch
+            .map_or(trace.arch.clone(), |a| a.name().to_string()),
+    ];
+    place.extend(args.switches.iter().cloned());
+    let place = place.join(" ");
+    if report.reproduced {
+        println!(
+            "reproduces on {place}: {} in {} ({} scheduling steps{})",
+            trace.violation.kind,
+            trace.violation.at,
+            report.steps.unwrap_or(0),
+            if report.divergence.is_some() {
+                ", other events on the way"
+            } else {
+                ", identical events"
+            }
+        );
+        return ExitCode::SUCCESS;
+    }
+    let why = match (&report.schedule_error, report.violations.is_empty()) {
+        (Some(e), _) => format!("the schedule no longer fits: {e}"),
+        (None, true) => "the schedule runs to the end and nothing breaks".to_string(),
+        (None, false) => format!(
+            "it breaks otherwise: {}",
+            report
+                .violations
+                .iter()
+                .map(|(k, at)| format!("{k} in {at}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    println!(
+        "does not reproduce on {place}: {} in {} did not happen; {why}",
+        trace.violation.kind, trace.violation.at
+    );
+    ExitCode::from(exit::DIVERGED)
 }

@@ -46,6 +46,7 @@ const SUITES: &[Suite] = &[
 pub fn run(args: Args) -> ExitCode {
     let root = project_root();
     let mut failed = Vec::new();
+    let (mut passed, mut failed_tests) = (0u64, 0u64);
     for suite in SUITES {
         if (suite.cfg == Some("loom") && args.no_loom)
             || (suite.cfg == Some("cowbreak_stress") && args.no_stress)
@@ -62,7 +63,9 @@ pub fn run(args: Args) -> ExitCode {
             Some(cfg) => cmd.env("RUSTFLAGS", format!("--cfg {cfg}")),
             None => cmd.env_remove("RUSTFLAGS"),
         };
-        let ok = cmd.status().map(|s| s.success()).unwrap_or(false);
+        let (ok, p, f) = run_counting(&mut cmd);
+        passed += p;
+        failed_tests += f;
         eprintln!(
             "== {} suite: {} in {:.1}s ==",
             suite.name,
@@ -73,10 +76,41 @@ pub fn run(args: Args) -> ExitCode {
             failed.push(suite.name);
         }
     }
+    if !failed.is_empty() {
+        eprintln!("failed suites: {}", failed.join(", "));
+    }
+    println!("{passed} passed, {failed_tests} failed");
     if failed.is_empty() {
         ExitCode::SUCCESS
     } else {
-        eprintln!("failed suites: {}", failed.join(", "));
         ExitCode::FAILURE
     }
+}
+
+/// Run `cmd` (a `cargo test`), passing its output through, and add up its
+/// `test result: ... N passed; M failed` lines. Returns (success, passed, failed).
+fn run_counting(cmd: &mut Command) -> (bool, u64, u64) {
+    use std::io::{BufRead, Write};
+    let Ok(mut child) = cmd.stdout(std::process::Stdio::piped()).spawn() else {
+        return (false, 0, 0);
+    };
+    let (mut passed, mut failed) = (0, 0);
+    if let Some(out) = child.stdout.take() {
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            println!("{line}");
+            let _ = std::io::stdout().flush();
+            if let Some(rest) = line.strip_prefix("test result: ") {
+                let count = |what: &str| -> u64 {
+                    rest.split(';')
+                        .find_map(|part| part.trim().strip_suffix(what))
+                        .and_then(|n| n.trim().rsplit(' ').next()?.parse().ok())
+                        .unwrap_or(0)
+                };
+                passed += count(" passed");
+                failed += count(" failed");
+            }
+        }
+    }
+    let ok = child.wait().map(|s| s.success()).unwrap_or(false);
+    (ok, passed, failed)
 }

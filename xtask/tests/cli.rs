@@ -7,9 +7,17 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+/// Run `cargo xtask ARGS` in `dir`; `check` and `matrix` write their results into
+/// `dir/traces` (their default is the workspace's `traces/`).
 fn xtask(args: &[&str], dir: &Path) -> Output {
+    let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let writes = matches!(args.first().map(String::as_str), Some("check" | "matrix"));
+    if writes && !args.iter().any(|a| a == "--out") {
+        args.push("--out".into());
+        args.push(dir.join("traces").display().to_string());
+    }
     Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args(args)
+        .args(&args)
         .current_dir(dir)
         .output()
         .expect("xtask runs")

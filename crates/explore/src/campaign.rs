@@ -4,15 +4,19 @@
 //! Exploring costs nothing in tracing: the model's events are only recorded when the
 //! failing schedule is played again under [`cowbreak_trace::capture`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use cowbreak_mm::{Arch, Era, Policy, ViolationKind};
 use cowbreak_scenario::Scenario;
 use cowbreak_trace::{BackendInfo, Divergence, Event, Schedule, TraceFile};
 
-use crate::shuttle_backend::{explore_shuttle, replay_shuttle, ShuttleConfig, Strategy};
+use crate::shuttle_backend::{
+    explore_shuttle_with, replay_shuttle, Control, ShuttleConfig, Strategy,
+};
 use crate::trace_build::{capture, trace_file};
 use crate::Found;
 
@@ -93,7 +97,389 @@ fn params(cfg: &ShuttleConfig) -> BTreeMap<String, serde_json::Value> {
     if let Strategy::Pct { depth } = cfg.strategy {
         p.insert("depth".to_string(), depth.into());
     }
+    if cfg.strategy != Strategy::Dfs {
+        p.insert("chunk".to_string(), CHUNK_EXECUTIONS.into());
+    }
     p
+}
+
+/// Executions in one chunk of a seeded campaign: its unit of work, of seeding, of
+/// resumption and of sharding. Chunk `c` runs executions `c * CHUNK + 1 ..= (c + 1) *
+/// CHUNK` of the campaign with a seed derived from the campaign's seed and `c` alone, so
+/// the executions a campaign runs are a function of its seed and budget: how many threads
+/// or machines run the chunks, and in which order, changes nothing in the result.
+pub const CHUNK_EXECUTIONS: usize = 1000;
+
+/// The seed of chunk `chunk` of a campaign seeded `seed` (SplitMix64 of the pair).
+pub fn chunk_seed(seed: u64, chunk: usize) -> u64 {
+    let mut z = seed.wrapping_add((chunk as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+impl CheckRequest {
+    /// Executions per chunk: [`CHUNK_EXECUTIONS`], or the whole budget for DFS, which
+    /// enumerates one tree and cannot be split.
+    pub fn chunk_size(&self) -> usize {
+        match self.shuttle.strategy {
+            Strategy::Dfs => self.shuttle.iterations.max(1),
+            _ => CHUNK_EXECUTIONS,
+        }
+    }
+
+    /// How many chunks the campaign has.
+    pub fn chunks(&self) -> usize {
+        self.shuttle.iterations.div_ceil(self.chunk_size()).max(1)
+    }
+
+    /// The settings chunk `chunk` runs with.
+    pub fn chunk_config(&self, chunk: usize) -> ShuttleConfig {
+        let start = chunk * self.chunk_size();
+        ShuttleConfig {
+            iterations: self
+                .chunk_size()
+                .min(self.shuttle.iterations.saturating_sub(start)),
+            seed: match self.shuttle.strategy {
+                Strategy::Dfs => self.shuttle.seed,
+                _ => chunk_seed(self.shuttle.seed, chunk),
+            },
+            ..self.shuttle
+        }
+    }
+
+    /// What makes this campaign's result what it is, as recorded in its state file, its
+    /// JSON and (through the backend parameters) its traces: two campaigns with the same
+    /// identity run the same executions.
+    pub fn identity(&self) -> serde_json::Value {
+        serde_json::json!({
+            "scenario": self.scenario.name,
+            "scenario_hash": scenario_hash(&self.scenario.text),
+            "era": self.era.name(),
+            "arch": self.arch.name(),
+            "switches": self.switches.iter().map(|(n, on)| format!("{n}={}", if *on { "on" } else { "off" })).collect::<Vec<_>>(),
+            "strategy": strategy_name(self.shuttle.strategy),
+            "params": params(&self.shuttle),
+            "model_version": MODEL_VERSION,
+        })
+    }
+}
+
+/// A short, stable hash of a scenario's text (FNV-1a, 64 bits, as 8 hex digits): tells
+/// two scenario files of the same name apart in trace names and state files.
+pub fn scenario_hash(text: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{:08x}", (h >> 32) ^ (h & 0xffff_ffff))
+}
+
+/// What one chunk of a campaign gave.
+#[derive(Clone, Debug)]
+pub struct ChunkResult {
+    /// The chunk's index.
+    pub chunk: usize,
+    /// Executions it ran.
+    pub executions: u64,
+    /// It ran its whole share (not stopped by an interrupt).
+    pub complete: bool,
+    /// The scheduler had only one schedule to give: the campaign is that schedule.
+    pub single_schedule: bool,
+    /// What it found; execution numbers are the campaign's.
+    pub found: Vec<Found>,
+}
+
+/// Run chunks `chunks` of `req` on `jobs` threads (a crossbeam channel hands chunks out,
+/// one at a time). Each result reaches `on_result` on the calling thread as soon as its
+/// chunk ends; `on_wait` is called about every 200 ms meanwhile (progress displays).
+/// Setting `control.stop` ends every chunk after its execution in flight; their results
+/// still arrive, marked incomplete.
+pub fn run_chunks(
+    req: &CheckRequest,
+    chunks: &[usize],
+    jobs: usize,
+    control: &Arc<Control>,
+    mut on_result: impl FnMut(ChunkResult),
+    mut on_wait: impl FnMut(),
+) -> Result<(), cowbreak_mm::UnknownSwitch> {
+    let policy = req.policy()?;
+    let config = req.scenario.kernel_config(policy, req.arch);
+    let (work_tx, work_rx) = crossbeam_channel::unbounded::<usize>();
+    for &c in chunks {
+        work_tx.send(c).expect("the receiver is alive");
+    }
+    drop(work_tx);
+    let (done_tx, done_rx) = crossbeam_channel::unbounded::<ChunkResult>();
+    // A single-schedule chunk says all there is: the others need not run.
+    let settled = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        for _ in 0..jobs.clamp(1, chunks.len().max(1)) {
+            let (work_rx, done_tx) = (work_rx.clone(), done_tx.clone());
+            let (config, settled) = (config.clone(), &settled);
+            s.spawn(move || {
+                while let Ok(chunk) = work_rx.recv() {
+                    if control.stop.load(Ordering::Relaxed) || settled.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let cfg = req.chunk_config(chunk);
+                    let execution = req.scenario.execution(config.clone());
+                    let outcome = explore_shuttle_with(&cfg, Arc::clone(control), execution);
+                    let start = (chunk * req.chunk_size()) as u64;
+                    if outcome.single_schedule {
+                        settled.store(true, Ordering::Relaxed);
+                    }
+                    let result = ChunkResult {
+                        chunk,
+                        executions: outcome.executions,
+                        complete: !outcome.interrupted,
+                        single_schedule: outcome.single_schedule,
+                        found: outcome
+                            .violations
+                            .into_iter()
+                            .map(|mut f| {
+                                f.first_at_execution += start;
+                                f.shortest_at_execution += start;
+                                f
+                            })
+                            .collect(),
+                    };
+                    if done_tx.send(result).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(done_tx);
+        loop {
+            match done_rx.recv_timeout(std::time::Duration::from_millis(200)) {
+                Ok(r) => on_result(r),
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => on_wait(),
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+            }
+        }
+    });
+    Ok(())
+}
+
+/// A campaign's results so far: which chunks are done and the distinct violations,
+/// merged so that the outcome does not depend on the order chunks finish in (the
+/// earliest first execution; the shortest schedule, the earliest among equals). This is
+/// what a state file keeps, what `--resume` starts from and what `merge` joins.
+#[derive(Clone, Debug, Default)]
+pub struct Campaign {
+    /// Chunks run to the end, with the executions each ran.
+    pub done: BTreeMap<usize, u64>,
+    /// The campaign is one schedule (see [`ChunkResult::single_schedule`]).
+    pub single_schedule: bool,
+    /// Distinct violations by (kind, place).
+    pub found: BTreeMap<(ViolationKind, String), Found>,
+}
+
+impl Campaign {
+    /// Fold `r` in; returns the (kind, place) keys whose kept schedule changed (new ones
+    /// included): their traces need writing.
+    pub fn add(&mut self, r: ChunkResult) -> Vec<(ViolationKind, String)> {
+        if r.complete {
+            self.done.insert(r.chunk, r.executions);
+            self.single_schedule |= r.single_schedule;
+        }
+        let mut changed = Vec::new();
+        for f in r.found {
+            let key = (f.violation.kind, f.violation.at.to_string());
+            match self.found.get_mut(&key) {
+                Some(kept) => {
+                    let first = kept.first_at_execution.min(f.first_at_execution);
+                    let better = f.schedule.is_some()
+                        && (f.schedule_len, f.shortest_at_execution)
+                            < (kept.schedule_len, kept.shortest_at_execution);
+                    if better {
+                        *kept = f;
+                        changed.push(key);
+                    }
+                    kept.first_at_execution = first;
+                }
+                None => {
+                    self.found.insert(key.clone(), f);
+                    changed.push(key);
+                }
+            }
+        }
+        changed
+    }
+
+    /// Executions run: the sum over done chunks, or the one schedule there is.
+    pub fn executions(&self) -> u64 {
+        if self.single_schedule {
+            1
+        } else {
+            self.done.values().sum()
+        }
+    }
+
+    /// Whether every chunk of `req` (or of `shard`) has run.
+    pub fn finished(&self, req: &CheckRequest, shard: Shard) -> bool {
+        self.single_schedule || self.todo(req, shard).is_empty()
+    }
+
+    /// The chunks of `shard` still to run.
+    pub fn todo(&self, req: &CheckRequest, shard: Shard) -> Vec<usize> {
+        if self.single_schedule {
+            return Vec::new();
+        }
+        (0..req.chunks())
+            .filter(|c| shard.owns(*c) && !self.done.contains_key(c))
+            .collect()
+    }
+
+    /// The violations in the order they were first found (then by kind and place).
+    pub fn violations(&self) -> Vec<&Found> {
+        let mut v: Vec<&Found> = self.found.values().collect();
+        v.sort_by_key(|f| (f.first_at_execution, f.violation.kind, f.violation.at));
+        v
+    }
+
+    /// Join `other` (another shard of the same campaign, or a resumed part) in.
+    pub fn merge(&mut self, other: Campaign) {
+        self.done.extend(other.done);
+        self.single_schedule |= other.single_schedule;
+        let mut found: Vec<Found> = other.found.into_values().collect();
+        found.sort_by_key(|f| f.first_at_execution);
+        self.add(ChunkResult {
+            chunk: usize::MAX,
+            executions: 0,
+            complete: false,
+            single_schedule: false,
+            found,
+        });
+    }
+
+    /// The campaign as JSON, for its state file.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "done": self.done.iter().map(|(c, n)| [*c as u64, *n]).collect::<Vec<_>>(),
+            "executions": self.executions(),
+            "single_schedule": self.single_schedule,
+            "found": self.violations().iter().map(|f| serde_json::json!({
+                "kind": f.violation.kind.name(),
+                "at": f.violation.at,
+                "message": f.violation.message,
+                "first_at_execution": f.first_at_execution,
+                "shortest_at_execution": f.shortest_at_execution,
+                "schedule": f.schedule,
+                "schedule_len": f.schedule_len,
+            })).collect::<Vec<_>>(),
+        })
+    }
+
+    /// Read [`Campaign::to_json`] back; `Err` says what is wrong with it.
+    pub fn from_json(v: &serde_json::Value) -> Result<Campaign, String> {
+        let mut c = Campaign {
+            single_schedule: v["single_schedule"].as_bool().unwrap_or(false),
+            ..Campaign::default()
+        };
+        for d in v["done"].as_array().ok_or("no `done`")? {
+            let pair = |i: usize| d.get(i).and_then(serde_json::Value::as_u64);
+            match (pair(0), pair(1)) {
+                (Some(chunk), Some(n)) => c.done.insert(chunk as usize, n),
+                _ => return Err("`done` holds something other than [chunk, executions]".into()),
+            };
+        }
+        for f in v["found"].as_array().ok_or("no `found`")? {
+            let text = |k: &str| f[k].as_str().ok_or(format!("a finding has no `{k}`"));
+            let num = |k: &str| f[k].as_u64().ok_or(format!("a finding has no `{k}`"));
+            let kind = ViolationKind::from_name(text("kind")?)
+                .ok_or_else(|| format!("unknown violation kind `{}`", f["kind"]))?;
+            let found = Found {
+                violation: cowbreak_mm::Violation {
+                    kind,
+                    at: place(text("at")?),
+                    message: text("message")?.to_string(),
+                },
+                first_at_execution: num("first_at_execution")?,
+                shortest_at_execution: num("shortest_at_execution")?,
+                schedule: f["schedule"].as_str().map(str::to_string),
+                schedule_len: num("schedule_len")? as usize,
+            };
+            c.found
+                .insert((kind, found.violation.at.to_string()), found);
+        }
+        Ok(c)
+    }
+
+    /// The report of this campaign, with a trace for each violation from `trace`.
+    pub fn report(
+        &self,
+        req: &CheckRequest,
+        elapsed_ms: u128,
+        mut trace: impl FnMut(&Found) -> TraceFile,
+    ) -> CheckReport {
+        CheckReport {
+            scenario: req.scenario.name.clone(),
+            era: req.era.name().to_string(),
+            arch: req.arch.name().to_string(),
+            backend: strategy_name(req.shuttle.strategy).to_string(),
+            params: params(&req.shuttle),
+            executions: self.executions(),
+            elapsed_ms,
+            violations: self
+                .violations()
+                .into_iter()
+                .map(|f| {
+                    let trace = trace(f);
+                    let mut found = f.clone();
+                    if found.violation.kind == ViolationKind::Deadlock {
+                        // The trace explains it in the scenario's words.
+                        found.violation.message = trace.violation.message.clone();
+                    }
+                    Reported { found, trace }
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A violation's place, read back from a file: the model's places are `&'static str`;
+/// each distinct text is kept once for the life of the process.
+pub fn place(at: &str) -> &'static str {
+    static PLACES: std::sync::Mutex<BTreeSet<&'static str>> =
+        std::sync::Mutex::new(BTreeSet::new());
+    let mut places = PLACES.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(p) = places.get(at) {
+        return p;
+    }
+    let p: &'static str = Box::leak(at.to_string().into_boxed_str());
+    places.insert(p);
+    p
+}
+
+/// Which chunks (or matrix cells) a process runs: shard `index` of `count` owns every
+/// unit `u` with `u % count == index`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Shard {
+    /// This shard, from 0.
+    pub index: usize,
+    /// How many shards there are.
+    pub count: usize,
+}
+
+impl Shard {
+    /// The whole campaign.
+    pub const ALL: Shard = Shard { index: 0, count: 1 };
+
+    /// Whether unit `unit` is this shard's.
+    pub fn owns(&self, unit: usize) -> bool {
+        unit % self.count == self.index
+    }
+}
+
+/// The backend's description of `req`, as traces record it.
+pub fn backend_info(req: &CheckRequest) -> BackendInfo {
+    BackendInfo {
+        name: strategy_name(req.shuttle.strategy).to_string(),
+        params: params(&req.shuttle),
+    }
 }
 
 /// Explore `req` and write a trace for every distinct violation.
@@ -101,86 +487,43 @@ pub fn check(req: &CheckRequest) -> Result<CheckReport, cowbreak_mm::UnknownSwit
     check_sharded(req, 1)
 }
 
-/// [`check`] split over `jobs` OS threads: shard `i` explores its share of the
-/// iterations from seed `seed + i`, and the shards' violations are merged (distinct by
-/// kind and place, shortest schedule kept). Execution `k` of shard `i` counts as
-/// execution `(k - 1) * jobs + i + 1` of the campaign, as if the shards took turns. The
-/// same seed and `jobs` give the same outcome; another `jobs` explores other schedules.
+/// [`check`] on `jobs` OS threads. The result is the same for every `jobs`: the chunks
+/// and their seeds depend on the request alone (see [`CHUNK_EXECUTIONS`]).
 pub fn check_sharded(
     req: &CheckRequest,
     jobs: usize,
 ) -> Result<CheckReport, cowbreak_mm::UnknownSwitch> {
+    let (report, _) = check_with(req, jobs, &Arc::new(Control::default()))?;
+    Ok(report)
+}
+
+/// [`check_sharded`] under `control`; the flag says whether the campaign was stopped
+/// before it finished (the report then holds what was found so far).
+pub fn check_with(
+    req: &CheckRequest,
+    jobs: usize,
+    control: &Arc<Control>,
+) -> Result<(CheckReport, bool), cowbreak_mm::UnknownSwitch> {
     let policy = req.policy()?;
-    let config = req.scenario.kernel_config(policy, req.arch);
-    let jobs = jobs.clamp(1, req.shuttle.iterations.max(1));
     let started = Instant::now();
-    let outcomes: Vec<crate::Outcome> = std::thread::scope(|s| {
-        let shards: Vec<_> = (0..jobs)
-            .map(|i| {
-                let shard = ShuttleConfig {
-                    iterations: req.shuttle.iterations / jobs
-                        + usize::from(i < req.shuttle.iterations % jobs),
-                    seed: req.shuttle.seed.wrapping_add(i as u64),
-                    // One heartbeat is enough.
-                    progress: req.shuttle.progress.filter(|_| i == 0),
-                    ..req.shuttle
-                };
-                let execution = req.scenario.execution(config.clone());
-                s.spawn(move || explore_shuttle(&shard, execution))
-            })
-            .collect();
-        shards
-            .into_iter()
-            .map(|h| h.join().expect("a shard panicked"))
-            .collect()
-    });
+    let mut campaign = Campaign::default();
+    let todo = campaign.todo(req, Shard::ALL);
+    run_chunks(
+        req,
+        &todo,
+        jobs,
+        control,
+        |r| {
+            campaign.add(r);
+        },
+        || {},
+    )?;
     let elapsed_ms = started.elapsed().as_millis();
-    let mut params = params(&req.shuttle);
-    if jobs > 1 {
-        params.insert("jobs".to_string(), jobs.into());
-    }
-    let backend = BackendInfo {
-        name: strategy_name(req.shuttle.strategy).to_string(),
-        params,
-    };
-    let executions = outcomes.iter().map(|o| o.executions).sum();
-    let mut merged: Vec<Found> = Vec::new();
-    for (i, outcome) in outcomes.into_iter().enumerate() {
-        for mut found in outcome.violations {
-            found.first_at_execution = (found.first_at_execution - 1) * jobs as u64 + i as u64 + 1;
-            let same = |f: &&mut Found| {
-                f.violation.kind == found.violation.kind && f.violation.at == found.violation.at
-            };
-            match merged.iter_mut().find(same) {
-                Some(kept) => {
-                    kept.first_at_execution = kept.first_at_execution.min(found.first_at_execution);
-                    if found.schedule_len < kept.schedule_len {
-                        let first = kept.first_at_execution;
-                        *kept = found;
-                        kept.first_at_execution = first;
-                    }
-                }
-                None => merged.push(found),
-            }
-        }
-    }
-    let violations = merged
-        .into_iter()
-        .map(|found| {
-            let trace = trace_of(&req.scenario, req.era, req.arch, &policy, &backend, &found);
-            Reported { found, trace }
-        })
-        .collect();
-    Ok(CheckReport {
-        scenario: req.scenario.name.clone(),
-        era: req.era.name().to_string(),
-        arch: req.arch.name().to_string(),
-        backend: backend.name,
-        params: backend.params,
-        executions,
-        elapsed_ms,
-        violations,
-    })
+    let backend = backend_info(req);
+    let report = campaign.report(req, elapsed_ms, |f| {
+        trace_of(&req.scenario, req.era, req.arch, &policy, &backend, f)
+    });
+    Ok((report, !campaign.finished(req, Shard::ALL)))
 }
 
 /// Play `found`'s schedule again with tracing on and package it as a trace.
@@ -195,8 +538,13 @@ pub fn trace_of(
     let config = scenario.kernel_config(*policy, arch);
     let (schedule, events) = match &found.schedule {
         Some(s) => {
+            let steps_max = backend
+                .params
+                .get("steps_max")
+                .and_then(serde_json::Value::as_u64)
+                .map_or(usize::MAX, |n| n as usize);
             let (_, events) = capture(scenario, || {
-                replay_shuttle(s, scenario.execution(config.clone()))
+                replay_shuttle(s, steps_max, scenario.execution(config.clone()))
             });
             (
                 Schedule {
@@ -216,7 +564,7 @@ pub fn trace_of(
             Vec::new(),
         ),
     };
-    trace_file(
+    let mut trace = trace_file(
         scenario,
         era,
         arch,
@@ -225,7 +573,45 @@ pub fn trace_of(
         schedule,
         events,
         &found.violation,
-    )
+    );
+    if found.violation.kind == ViolationKind::Deadlock {
+        if let Some(why) = explain_deadlock(&trace) {
+            trace.violation.message = why;
+        }
+    }
+    trace
+}
+
+/// A deadlock in the scenario's words: which threads were left waiting, at which line
+/// of the scenario, instead of shuttle's task ids. `None` when no scenario thread's
+/// last step was a wait (the cycle is inside the model: its last events show it).
+pub fn explain_deadlock(trace: &TraceFile) -> Option<String> {
+    let lines: Vec<&str> = trace.scenario.source.lines().collect();
+    let mut waits = Vec::new();
+    for t in &trace.threads {
+        let last = trace.events.iter().rev().find(|e| e.thread == Some(t.id));
+        let Some(e) = last else { continue };
+        if e.target == "cowbreak::scenario"
+            && e.func.as_deref() == Some("wait")
+            && e.message == "waits"
+        {
+            let line = e.fields.get("line").and_then(|l| l.parse::<usize>().ok());
+            let text = line
+                .and_then(|l| lines.get(l.wrapping_sub(1)))
+                .map_or(String::new(), |t| format!(" `{}`", t.trim()));
+            waits.push(format!(
+                "thread {} waits at line {}{text}",
+                t.name,
+                line.map_or("?".to_string(), |l| l.to_string())
+            ));
+        }
+    }
+    (!waits.is_empty()).then(|| {
+        format!(
+            "deadlock: no thread can run; {} (no thread left will signal what they wait for)",
+            waits.join(", ")
+        )
+    })
 }
 
 /// The file name of a violation's trace: `<scenario>--<era>--<arch>--<kind>[-N].json`.
@@ -267,6 +653,13 @@ pub struct ReplayReport {
     pub reproduced: bool,
     /// Why the run diverged before producing events (the schedule did not fit).
     pub schedule_error: Option<String>,
+    /// Scheduling decisions the replay took (shuttle traces).
+    pub steps: Option<usize>,
+    /// What the oracle reported in the replay.
+    pub violations: Vec<(ViolationKind, String)>,
+    /// Switches whose recorded value differs from the era's and architecture's preset
+    /// (with the scenario's own switches): the trace was made with them flipped.
+    pub flipped: Vec<(String, bool)>,
 }
 
 impl ReplayReport {
@@ -276,9 +669,31 @@ impl ReplayReport {
     }
 }
 
+/// Where to replay a trace instead of where it was recorded (`replay --era/--arch/--switch`).
+#[derive(Clone, Debug, Default)]
+pub struct Elsewhere {
+    /// Another era's preset.
+    pub era: Option<Era>,
+    /// Another architecture's preset.
+    pub arch: Option<Arch>,
+    /// Switches flipped on top.
+    pub switches: Vec<(String, bool)>,
+}
+
 /// Replay `trace` (read from `origin`): rebuild the scenario, era and switches it
 /// records, play its schedule with tracing on, and compare.
 pub fn replay(trace: &TraceFile, origin: &str) -> Result<ReplayReport, BadTrace> {
+    replay_elsewhere(trace, origin, &Elsewhere::default())
+}
+
+/// [`replay`] with the policy rebuilt from `elsewhere`'s era, architecture and switches
+/// (the scenario's own switches included) when it names any: does the same schedule
+/// break the same way there?
+pub fn replay_elsewhere(
+    trace: &TraceFile,
+    origin: &str,
+    elsewhere: &Elsewhere,
+) -> Result<ReplayReport, BadTrace> {
     let scenario = cowbreak_scenario::parse(
         &format!("{origin} (embedded scenario)"),
         &trace.scenario.source,
@@ -294,45 +709,82 @@ pub fn replay(trace: &TraceFile, origin: &str) -> Result<ReplayReport, BadTrace>
             trace.scenario.name, scenario.name
         )));
     }
-    Era::from_name(&trace.era).map_err(|e| BadTrace(format!("{origin}: {e}")))?;
+    let era = Era::from_name(&trace.era).map_err(|e| BadTrace(format!("{origin}: {e}")))?;
     let arch = Arch::from_name(&trace.arch).map_err(|e| BadTrace(format!("{origin}: {e}")))?;
-    let mut policy = Policy::default();
+    let mut recorded = Policy::default();
     for (name, on) in &trace.switches {
-        policy
+        recorded
             .set(name, *on)
             .map_err(|e| BadTrace(format!("{origin}: {e}")))?;
     }
+    let preset = scenario.policy(era, arch);
+    let flipped = recorded
+        .diff(&preset)
+        .into_iter()
+        .map(|(name, on)| (name.to_string(), on))
+        .collect();
+    let moved =
+        elsewhere.era.is_some() || elsewhere.arch.is_some() || !elsewhere.switches.is_empty();
+    let (policy, arch) = if moved {
+        let arch = elsewhere.arch.unwrap_or(arch);
+        let mut p = scenario.policy(elsewhere.era.unwrap_or(era), arch);
+        for (name, on) in &elsewhere.switches {
+            p.set(name, *on).map_err(|e| BadTrace(e.to_string()))?;
+        }
+        (p, arch)
+    } else {
+        (recorded, arch)
+    };
     if trace.schedule.encoding != "shuttle" {
         return Err(BadTrace(format!(
             "{origin}: the trace has no replayable schedule (encoding `{}`)",
             trace.schedule.encoding
         )));
     }
+    crate::shuttle_backend::check_schedule(&trace.schedule.data)
+        .map_err(|e| BadTrace(format!("{origin}: {e}")))?;
     let kind = ViolationKind::from_name(&trace.violation.kind).ok_or_else(|| {
         BadTrace(format!(
             "{origin}: unknown violation kind `{}`",
             trace.violation.kind
         ))
     })?;
+    let steps_max = trace
+        .backend
+        .params
+        .get("steps_max")
+        .and_then(serde_json::Value::as_u64)
+        .map_or(20_000, |n| n as usize);
     let config = scenario.kernel_config(policy, arch);
     let (result, events) = capture(&scenario, || {
-        replay_shuttle(&trace.schedule.data, scenario.execution(config))
+        replay_shuttle(&trace.schedule.data, steps_max, scenario.execution(config))
     });
     let divergence = cowbreak_trace::first_divergence(&trace.events, &events);
     Ok(match result {
-        Ok(violations) => ReplayReport {
-            reproduced: violations
+        Ok(r) => ReplayReport {
+            reproduced: r
+                .violations
                 .iter()
                 .any(|v| v.kind == kind && v.at == trace.violation.at),
+            violations: r
+                .violations
+                .iter()
+                .map(|v| (v.kind, v.at.to_string()))
+                .collect(),
+            steps: Some(r.steps),
             events,
             divergence,
             schedule_error: None,
+            flipped,
         },
         Err(e) => ReplayReport {
             events,
             divergence,
             reproduced: false,
             schedule_error: Some(e),
+            steps: None,
+            violations: Vec::new(),
+            flipped,
         },
     })
 }

@@ -32,7 +32,8 @@ pub mod trace_build;
 pub use loom_backend::{explore_loom, loom_path, replay_loom, LoomConfig};
 #[cfg(all(not(loom), not(cowbreak_stress)))]
 pub use shuttle_backend::{
-    explore_shuttle, replay_shuttle, ShuttleConfig, Strategy, PROGRESS_EVERY,
+    check_schedule, explore_shuttle, explore_shuttle_with, replay_shuttle, Control, Replayed,
+    ShuttleConfig, Strategy,
 };
 #[cfg(all(not(loom), cowbreak_stress))]
 pub use stress_backend::explore_stress;
@@ -44,6 +45,8 @@ pub struct Found {
     pub violation: Violation,
     /// The 1-based execution where this kind and place first broke.
     pub first_at_execution: u64,
+    /// The 1-based execution whose schedule is kept (the first of the shortest).
+    pub shortest_at_execution: u64,
     /// The schedule of the shortest execution that broke it, encoded (shuttle only).
     pub schedule: Option<String>,
     /// Scheduling decisions in that schedule.
@@ -59,6 +62,11 @@ pub struct Outcome {
     pub steps: u64,
     /// Distinct violations, by (kind, place), in the order first found.
     pub violations: Vec<Found>,
+    /// The exploration was stopped before its budget ran out.
+    pub interrupted: bool,
+    /// The scheduler found only one schedule to run (PCT on a scenario that never has
+    /// two threads runnable at once): more executions would repeat it.
+    pub single_schedule: bool,
 }
 
 impl Outcome {
@@ -84,6 +92,7 @@ pub(crate) struct Collector {
     pub(crate) steps: u64,
     order: Vec<(ViolationKind, &'static str)>,
     found: BTreeMap<(ViolationKind, &'static str), Found>,
+    pub(crate) single_schedule: bool,
 }
 
 impl Collector {
@@ -101,6 +110,7 @@ impl Collector {
                 Some(f) => {
                     if schedule.is_some() && schedule_len < f.schedule_len {
                         f.violation = v;
+                        f.shortest_at_execution = execution;
                         f.schedule = schedule.clone();
                         f.schedule_len = schedule_len;
                     }
@@ -112,6 +122,7 @@ impl Collector {
                         Found {
                             violation: v,
                             first_at_execution: execution,
+                            shortest_at_execution: execution,
                             schedule: schedule.clone(),
                             schedule_len,
                         },
@@ -143,6 +154,8 @@ impl Collector {
             executions: self.executions,
             steps: self.steps,
             violations,
+            interrupted: false,
+            single_schedule: self.single_schedule,
         }
     }
 }

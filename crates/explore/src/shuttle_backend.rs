@@ -5,6 +5,7 @@
 //! [`ReplayScheduler`](shuttle::scheduler::ReplayScheduler) plays back exactly.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use cowbreak_mm::{Violation, ViolationKind};
@@ -48,13 +49,28 @@ pub struct ShuttleConfig {
     /// End the campaign after the first execution that broke something (benchmarks of
     /// executions-to-first-violation); by default a campaign goes on collecting.
     pub stop_after_first: bool,
-    /// Called with the number of executions begun, every [`PROGRESS_EVERY`] executions:
-    /// a long campaign's heartbeat.
-    pub progress: Option<fn(u64)>,
 }
 
-/// How often [`ShuttleConfig::progress`] is called.
-pub const PROGRESS_EVERY: u64 = 10_000;
+/// How a running exploration is watched and stopped from another thread: the campaign's
+/// progress display reads `executed`, a Ctrl-C handler sets `stop`. Checked once per
+/// execution, with relaxed atomics: nothing on the scheduling hot path.
+#[derive(Debug, Default)]
+pub struct Control {
+    /// Set to end the exploration after the execution in flight.
+    pub stop: Arc<AtomicBool>,
+    /// Executions begun, over every exploration that shares this control.
+    pub executed: AtomicU64,
+}
+
+impl Control {
+    /// A control whose `stop` flag is `stop` (shared, e.g. by every cell of a matrix).
+    pub fn new(stop: Arc<AtomicBool>) -> Control {
+        Control {
+            stop,
+            executed: AtomicU64::new(0),
+        }
+    }
+}
 
 impl Default for ShuttleConfig {
     fn default() -> Self {
@@ -64,7 +80,6 @@ impl Default for ShuttleConfig {
             seed: 0,
             steps_max: 20_000,
             stop_after_first: false,
-            progress: None,
         }
     }
 }
@@ -78,6 +93,8 @@ struct Shared {
     /// What the running execution reported when it finished; `None` while running.
     pending: Option<Vec<Violation>>,
     started: bool,
+    /// The exploration ended because its [`Control`] said stop.
+    interrupted: bool,
 }
 
 impl Shared {
@@ -111,14 +128,16 @@ struct Recording<S> {
     shared: Arc<Mutex<Shared>>,
     steps_max: usize,
     stop_after_first: bool,
-    progress: Option<fn(u64)>,
+    control: Arc<Control>,
 }
 
 impl<S: Scheduler> Scheduler for Recording<S> {
     fn new_execution(&mut self) -> Option<Schedule> {
         let mut shared = self.shared.lock().unwrap_or_else(|p| p.into_inner());
         shared.finish_execution(self.steps_max);
-        if self.stop_after_first && shared.collector.any() {
+        let stop = self.control.stop.load(Ordering::Relaxed);
+        shared.interrupted |= stop;
+        if stop || (self.stop_after_first && shared.collector.any()) {
             // Let the inner scheduler reach its own end: shuttle's RandomScheduler
             // otherwise reports the last seed as a failure when it is dropped.
             while self.inner.new_execution().is_some() {}
@@ -127,10 +146,8 @@ impl<S: Scheduler> Scheduler for Recording<S> {
         let s = self.inner.new_execution()?;
         shared.schedule = Schedule::new(s.seed);
         shared.started = true;
-        let n = shared.collector.begin_execution();
-        if let Some(progress) = self.progress.filter(|_| n % PROGRESS_EVERY == 0) {
-            progress(n);
-        }
+        shared.collector.begin_execution();
+        self.control.executed.fetch_add(1, Ordering::Relaxed);
         Some(s)
     }
 
@@ -209,6 +226,15 @@ pub fn explore_shuttle<F>(cfg: &ShuttleConfig, execution: F) -> Outcome
 where
     F: Fn() -> Vec<Violation> + Send + Sync + 'static,
 {
+    explore_shuttle_with(cfg, Arc::new(Control::default()), execution)
+}
+
+/// [`explore_shuttle`] under `control`: it counts executions there and ends early, with
+/// [`Outcome::interrupted`] set, when `control.stop` is set.
+pub fn explore_shuttle_with<F>(cfg: &ShuttleConfig, control: Arc<Control>, execution: F) -> Outcome
+where
+    F: Fn() -> Vec<Violation> + Send + Sync + 'static,
+{
     let shared = Arc::new(Mutex::new(Shared::default()));
     let body = {
         let shared = Arc::clone(&shared);
@@ -233,7 +259,7 @@ where
         shared: Arc::clone(&shared),
         steps_max,
         stop_after_first: cfg.stop_after_first,
-        progress: cfg.progress,
+        control,
     };
     let runner = Runner::new(sched, config(steps_max));
     let result = quietly(|| catch_unwind(AssertUnwindSafe(|| runner.run(body))));
@@ -248,22 +274,76 @@ where
                 // PCT refuses a closure whose first execution never ran two threads at
                 // once: there is nothing to interleave, so one execution says it all.
                 shared.finish_execution(steps_max);
+                shared.collector.single_schedule = true;
             } else {
                 shared.pending = Some(vec![classify(&text)]);
                 shared.finish_execution(steps_max);
             }
         }
     }
-    shared.collector.into_outcome()
+    let interrupted = shared.interrupted;
+    let mut outcome = shared.collector.into_outcome();
+    outcome.interrupted = interrupted;
+    outcome
 }
 
-/// Play `schedule` (as encoded in a [`Found`](crate::Found)) back once and return what the
-/// oracle reported. `Err` when the schedule does not fit the execution (another scenario
-/// or model version): shuttle's message says where it diverged.
-pub fn replay_shuttle<F>(schedule: &str, execution: F) -> Result<Vec<Violation>, String>
+/// What replaying a schedule gave.
+#[derive(Clone, Debug)]
+pub struct Replayed {
+    /// What the oracle reported (a livelock when the execution did not finish within the
+    /// step limit, as in the campaign).
+    pub violations: Vec<Violation>,
+    /// Scheduling decisions the replay really took.
+    pub steps: usize,
+}
+
+/// Whether `schedule` is a shuttle schedule at all; `Err` says why not (shuttle itself
+/// panics on a bad one, so it is decoded here under `catch_unwind`, quietly).
+pub fn check_schedule(schedule: &str) -> Result<(), String> {
+    if schedule.trim().is_empty() {
+        return Err("the schedule is empty".into());
+    }
+    quietly(|| catch_unwind(|| ReplayScheduler::new_from_encoded(schedule)))
+        .map(|_| ())
+        .map_err(|p| format!("not a shuttle schedule ({})", payload_text(&*p)))
+}
+
+/// Counts the decisions of the scheduler it wraps.
+struct Counting<S> {
+    inner: S,
+    steps: Arc<Mutex<usize>>,
+}
+
+impl<S: Scheduler> Scheduler for Counting<S> {
+    fn new_execution(&mut self) -> Option<Schedule> {
+        self.inner.new_execution()
+    }
+
+    fn next_task(
+        &mut self,
+        runnable: &[&Task],
+        current: Option<TaskId>,
+        is_yielding: bool,
+    ) -> Option<TaskId> {
+        let t = self.inner.next_task(runnable, current, is_yielding)?;
+        *self.steps.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+        Some(t)
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        self.inner.next_u64()
+    }
+}
+
+/// Play `schedule` (as encoded in a [`Found`](crate::Found)) back once, with the
+/// campaign's step limit `steps_max`, and return what the oracle reported. `Err` when the
+/// schedule is not one or does not fit the execution (another scenario or model
+/// version): shuttle's message says where it diverged.
+pub fn replay_shuttle<F>(schedule: &str, steps_max: usize, execution: F) -> Result<Replayed, String>
 where
     F: Fn() -> Vec<Violation> + Send + Sync + 'static,
 {
+    check_schedule(schedule)?;
     let seen = Arc::new(Mutex::new(None));
     let body = {
         let seen = Arc::clone(&seen);
@@ -272,24 +352,55 @@ where
             *seen.lock().unwrap_or_else(|p| p.into_inner()) = Some(v);
         }
     };
-    let sched = ReplayScheduler::new_from_encoded(schedule);
-    let runner = Runner::new(sched, config(usize::MAX));
+    let steps = Arc::new(Mutex::new(0));
+    let sched = Counting {
+        inner: ReplayScheduler::new_from_encoded(schedule),
+        steps: Arc::clone(&steps),
+    };
+    let runner = Runner::new(sched, config(steps_max));
     let result = quietly(|| catch_unwind(AssertUnwindSafe(|| runner.run(body))));
+    let steps = *steps.lock().unwrap_or_else(|p| p.into_inner());
     match result {
-        Ok(_) => seen
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-            .ok_or_else(|| "the replayed execution did not finish".to_string()),
+        Ok(_) => {
+            let violations = seen
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take()
+                .unwrap_or_else(|| {
+                    vec![Violation {
+                        kind: ViolationKind::Livelock,
+                        at: "scheduler",
+                        message: format!(
+                            "the execution did not finish within {steps_max} scheduling steps"
+                        ),
+                    }]
+                });
+            Ok(Replayed { violations, steps })
+        }
         Err(payload) => {
             let text = payload_text(&*payload);
             if text.starts_with("deadlock") {
-                Ok(vec![classify(&text)])
+                Ok(Replayed {
+                    violations: vec![classify(&text)],
+                    steps,
+                })
             } else {
-                Err(text)
+                Err(shuttle_message(&text))
             }
         }
     }
+}
+
+/// shuttle's failure text without its `Debug` dumps of tasks: the first line, cut
+/// before the list of choices.
+fn shuttle_message(text: &str) -> String {
+    let line = text.lines().next().unwrap_or(text);
+    let line = line.split(", but choices were").next().unwrap_or(line);
+    let mut out: String = line.chars().take(300).collect();
+    if out.len() < line.len() {
+        out.push_str(" ...");
+    }
+    out
 }
 
 /// Run `f` with the process panic hook silenced: shuttle's failures are results here,
@@ -301,9 +412,12 @@ fn quietly<R>(f: impl FnOnce() -> R) -> R {
     static INSTALL: std::sync::Once = std::sync::Once::new();
     thread_local!(static EXPLORING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) });
     INSTALL.call_once(|| {
-        // shuttle installs its own printing hook on its first run: let it, then wrap it.
-        Runner::new(shuttle::scheduler::RoundRobinScheduler::new(1), config(100)).run(|| {});
+        // shuttle installs its own printing hook on its first run (and prints task dumps
+        // through it): let it, then put the process's own hook back, silenced while a
+        // thread explores.
         let previous = std::panic::take_hook();
+        Runner::new(shuttle::scheduler::RoundRobinScheduler::new(1), config(100)).run(|| {});
+        let _shuttles = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
             if !EXPLORING.with(|e| e.get()) {
                 previous(info)

@@ -173,6 +173,8 @@ fn run_thread(sc: &Scenario, t: &ThreadDecl, task: &Task<'_>, ready: &[Event], p
                 Ok(())
             }
             Op::Wait(p) => {
+                // Said before blocking, so that a deadlock's trace shows who waits where.
+                tracing::trace!(target: "cowbreak::scenario", cpu = task.cpu, func = "wait", line = step.line, "waits");
                 points[p].wait();
                 Ok(())
             }

@@ -58,6 +58,9 @@ pub struct Args {
     /// The architecture of the shuttle and stress figures.
     #[arg(long, default_value = "x86")]
     arch: String,
+    /// PCT executions of the campaign figures (threads, state files, merge).
+    #[arg(long, default_value_t = 20_000)]
+    campaign_budget: usize,
     /// Skip the stress and loom parts (they need their own builds).
     #[arg(long)]
     shuttle_only: bool,
@@ -225,7 +228,7 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
             "ns_per_step": model_step, "baseline_ns_per_step": base_step, "ratio": model_step / base_step,
             "first_violation": firsts}));
     }
-    let mut report = json!({"shuttle": rows});
+    let mut report = json!({"shuttle": rows, "campaigns": campaigns(&args)?});
     if !args.shuttle_only {
         report["stress"] = stress(&shuttle_scenarios, arch, &args)?;
         report["loom"] = loom(&scenarios, loom_era, &loom_arches, &args)?;
@@ -240,6 +243,157 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Time `f` `n` times; (min, median, max) seconds.
+fn timed(n: usize, mut f: impl FnMut() -> Result<(), Fail>) -> Result<(f64, f64, f64), Fail> {
+    let mut t = Vec::new();
+    for _ in 0..n {
+        let start = Instant::now();
+        f()?;
+        t.push(start.elapsed().as_secs_f64());
+    }
+    t.sort_by(f64::total_cmp);
+    Ok((t[0], t[t.len() / 2], t[t.len() - 1]))
+}
+
+/// What campaigns cost around the exploration, side by side in one run: `--jobs 1`
+/// against `--jobs 2` on a clean campaign; a campaign that keeps its state file and
+/// writes traces as it finds them against the same campaign kept in memory; and the
+/// merge of a two-shard matrix.
+fn campaigns(args: &Args) -> Result<Value, Fail> {
+    use cowbreak_explore::campaign::{self, CheckRequest, Shard};
+    use cowbreak_explore::Control;
+    let req = |name: &str, era: Era| -> Result<CheckRequest, Fail> {
+        Ok(CheckRequest {
+            scenario: crate::cli::scenario(name)?,
+            era,
+            arch: Arch::X86,
+            switches: Vec::new(),
+            shuttle: ShuttleConfig {
+                strategy: Strategy::Pct { depth: 3 },
+                iterations: args.campaign_budget,
+                seed: 0,
+                steps_max: 20_000,
+                stop_after_first: false,
+            },
+        })
+    };
+    let bad = |e: cowbreak_mm::UnknownSwitch| Fail::bad(e.to_string());
+    let reps = 5;
+    println!(
+        "\ncampaigns ({} PCT executions, min / median / max of {reps} runs):",
+        args.campaign_budget
+    );
+    // Threads, on a clean cell (no early stop, no traces).
+    let clean = req("fast-gup-vs-fork", Era::V5_11)?;
+    let mut jobs = serde_json::Map::new();
+    for j in [1usize, 2] {
+        let t = timed(reps, || {
+            campaign::check_with(&clean, j, &Arc::new(Control::default()))
+                .map(|_| ())
+                .map_err(bad)
+        })?;
+        println!(
+            "  fast-gup-vs-fork v5.11, --jobs {j}: {:.3} / {:.3} / {:.3} s, {:.0} exec/s (median)",
+            t.0,
+            t.1,
+            t.2,
+            args.campaign_budget as f64 / t.1
+        );
+        jobs.insert(
+            format!("jobs_{j}"),
+            json!({"min_s": t.0, "median_s": t.1, "max_s": t.2,
+            "exec_per_s": args.campaign_budget as f64 / t.1}),
+        );
+    }
+    let speedup = jobs["jobs_1"]["median_s"].as_f64().unwrap_or(0.0)
+        / jobs["jobs_2"]["median_s"].as_f64().unwrap_or(1.0);
+    println!("  speedup of --jobs 2: {speedup:.2}x");
+    // State file and traces as found, on a cell with violations.
+    let buggy = req("dirty-cow", Era::V4_8)?;
+    // Alternated, so that both sides see the same machine.
+    let dir = tempfile::tempdir().map_err(|e| Fail::bad(e.to_string()))?;
+    let (mut mem, mut disk) = (Vec::new(), Vec::new());
+    for _ in 0..reps {
+        mem.push(timed(1, || {
+            campaign::check_with(&buggy, 1, &Arc::new(Control::default()))
+                .map(|_| ())
+                .map_err(bad)
+        })?);
+        disk.push(timed(1, || {
+            let state = crate::run::state_path(dir.path(), "bench", Shard::ALL);
+            let mut r = crate::run::Run::new(&buggy, dir.path(), Some(state), Shard::ALL, None)?;
+            r.go(1, &Arc::new(Control::default()), |_, _, _| {})?;
+            r.report(0).map(|_| ())
+        })?);
+    }
+    let spread = |v: &mut Vec<(f64, f64, f64)>| {
+        v.sort_by(|a, b| a.0.total_cmp(&b.0));
+        (v[0].0, v[v.len() / 2].0, v[v.len() - 1].0)
+    };
+    let (in_memory, on_disk) = (spread(&mut mem), spread(&mut disk));
+    println!(
+        "  dirty-cow v4.8, in memory: {:.3} / {:.3} / {:.3} s; with a state file after every chunk and traces as found: {:.3} / {:.3} / {:.3} s ({:+.1}%)",
+        in_memory.0, in_memory.1, in_memory.2, on_disk.0, on_disk.1, on_disk.2,
+        (on_disk.1 / in_memory.1 - 1.0) * 100.0
+    );
+    // A two-shard matrix, merged by the command line.
+    let exe = std::env::current_exe().map_err(|e| Fail::bad(e.to_string()))?;
+    let mdir = tempfile::tempdir().map_err(|e| Fail::bad(e.to_string()))?;
+    let matrix = [
+        "matrix",
+        "--scenarios",
+        "dirty-cow,fast-gup-vs-fork,ro-pin-shared",
+        "--budget",
+        "1000",
+        "--arch",
+        "x86",
+        "-q",
+    ];
+    let mut shards = Vec::new();
+    for i in 0..2 {
+        let out = mdir.path().join(format!("shard-{i}"));
+        let st = std::process::Command::new(&exe)
+            .args(matrix)
+            .args(["--shard", &format!("{i}/2"), "--out"])
+            .arg(&out)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .map_err(|e| Fail::bad(e.to_string()))?;
+        if st.code() != Some(0) {
+            return Err(Fail::bad(format!("bench: matrix shard {i} failed: {st}")));
+        }
+        shards.push(out);
+    }
+    let merge = timed(reps, || {
+        let st = std::process::Command::new(&exe)
+            .arg("merge")
+            .args(&shards)
+            .arg("--json")
+            .arg(mdir.path().join("merged.json"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .map_err(|e| Fail::bad(e.to_string()))?;
+        if st.code() == Some(0) {
+            Ok(())
+        } else {
+            Err(Fail::bad(format!("bench: merge failed: {st}")))
+        }
+    })?;
+    println!(
+        "  merge of a 2-shard matrix (36 cells), the whole command: {:.3} / {:.3} / {:.3} s",
+        merge.0, merge.1, merge.2
+    );
+    Ok(json!({
+        "budget": args.campaign_budget,
+        "jobs": jobs,
+        "jobs_2_speedup": speedup,
+        "state_and_traces": {"in_memory_median_s": in_memory.1, "on_disk_median_s": on_disk.1,
+            "overhead": on_disk.1 / in_memory.1 - 1.0},
+        "merge_2_shards_median_s": merge.1,
+    }))
 }
 
 /// Run the runner on `sc`, killing it after `seconds`; `None` on timeout.

@@ -154,6 +154,10 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
     progress.finish();
     let (report, paths) = r.report(started.elapsed().as_millis())?;
     print_report(&report, &paths, args.json, finished, &req, shard);
+    if let Some(e) = r.write_error.take() {
+        // The result is printed above; the files it names may be missing.
+        return Err(e);
+    }
     if !finished {
         eprintln!(
             "interrupted after {} of {total} executions; what was found is written, and the state is in {}: resume with the same command and --resume",

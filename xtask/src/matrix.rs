@@ -453,6 +453,9 @@ fn run_cell(
     if !r.go(1, &control, |_, _, _| {})? {
         return Ok(None);
     }
+    if let Some(e) = r.write_error.take() {
+        return Err(e);
+    }
     let (mut report, mut traces) = r.report(0)?;
     let mut checked = format!(
         "PCT d={} seed {}, {} executions, sampled",

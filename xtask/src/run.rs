@@ -112,9 +112,15 @@ impl Progress {
             let bar = indicatif::ProgressBar::new(total);
             bar.set_style(
                 indicatif::ProgressStyle::with_template(
-                    "{bar:30} {pos}/{len} {unit} {per_sec} ETA {eta} {msg}",
+                    "{bar:30} {pos}/{len} {unit} {rate} ETA {eta} {msg}",
                 )
                 .expect("a valid template")
+                .with_key(
+                    "rate",
+                    |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                        let _ = write!(w, "{:.0}/s", state.per_sec());
+                    },
+                )
                 .with_key(
                     "unit",
                     move |_: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
@@ -519,6 +525,9 @@ pub struct Run<'a> {
     pub traces: BTreeMap<(ViolationKind, String), PathBuf>,
     /// Trace contents, for the report.
     pub trace_files: BTreeMap<(ViolationKind, String), TraceFile>,
+    /// The first trace or state file that could not be written: the run goes on (its
+    /// result is printed) and the command fails after.
+    pub write_error: Option<Fail>,
 }
 
 impl<'a> Run<'a> {
@@ -546,6 +555,7 @@ impl<'a> Run<'a> {
             campaign,
             traces: BTreeMap::new(),
             trace_files: BTreeMap::new(),
+            write_error: None,
         };
         for (key, _) in r.campaign.found.clone() {
             r.traces
@@ -605,7 +615,6 @@ impl<'a> Run<'a> {
         let todo = self.campaign.todo(self.req, self.shard);
         let run = run_name(self.req);
         let before = self.campaign.executions();
-        let mut failure: Option<Fail> = None;
         self.save()?;
         let req = self.req;
         let progress = std::cell::RefCell::new(progress);
@@ -617,23 +626,23 @@ impl<'a> Run<'a> {
             jobs,
             control,
             |r| {
-                if failure.is_some() {
-                    return;
-                }
                 let changed = self.campaign.add(r);
                 found_so_far.set(self.campaign.found.len());
                 for key in changed {
                     let found = self.campaign.found[&key].clone();
-                    let written = self.build_trace(&found).and_then(|t| {
-                        let path = self.dir.join(trace_name(&run, key.0, &key.1));
-                        t.write(&path)
-                            .map_err(|e| Fail::bad(format!("cannot write trace: {e}")))?;
-                        self.trace_files.insert(key.clone(), t);
-                        self.traces.insert(key.clone(), path.clone());
-                        Ok(path)
-                    });
+                    let path = self.dir.join(trace_name(&run, key.0, &key.1));
+                    let trace = match self.build_trace(&found) {
+                        Ok(t) => t,
+                        Err(e) => {
+                            self.write_error.get_or_insert(e);
+                            continue;
+                        }
+                    };
+                    let written = trace.write(&path);
+                    self.trace_files.insert(key.clone(), trace);
+                    self.traces.insert(key.clone(), path.clone());
                     match written {
-                        Ok(path) => (progress.borrow_mut())(
+                        Ok(()) => (progress.borrow_mut())(
                             done(),
                             found_so_far.get(),
                             Some(format!(
@@ -645,20 +654,20 @@ impl<'a> Run<'a> {
                                 path.display()
                             )),
                         ),
-                        Err(e) => failure = Some(e),
+                        Err(e) => {
+                            self.write_error
+                                .get_or_insert(Fail::bad(format!("cannot write trace: {e}")));
+                        }
                     }
                 }
                 if let Err(e) = self.save() {
-                    failure.get_or_insert(e);
+                    self.write_error.get_or_insert(e);
                 }
                 (progress.borrow_mut())(done(), found_so_far.get(), None);
             },
             || (progress.borrow_mut())(done(), found_so_far.get(), None),
         )
         .map_err(|e| Fail::bad(e.to_string()))?;
-        if let Some(f) = failure {
-            return Err(f);
-        }
         Ok(self.campaign.finished(self.req, self.shard))
     }
 

@@ -704,3 +704,39 @@ fn the_shard_comes_from_the_cluster_when_not_given() {
             .exists());
     }
 }
+
+#[test]
+fn a_livelock_trace_replays() {
+    // Budget: 1,000 PCT executions of dirty-cow on v4.9, seed 0, with a step limit of 30
+    // scheduling decisions, which every execution exceeds: a livelock by definition.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("t");
+    let o = run(
+        &[
+            "check",
+            "dirty-cow",
+            "--era",
+            "v4.9",
+            "--steps-max",
+            "30",
+            "--budget",
+            "1000",
+            "-q",
+            "--json",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert_eq!(code(&o), 1, "{}", text(&o.stderr));
+    let v = json_of(&o);
+    assert_eq!(v["violations"][0]["kind"], "livelock", "{v}");
+    let trace = v["violations"][0]["trace"].as_str().unwrap();
+    let o = run(&["replay", trace], dir.path());
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stdout).contains("reproduced: livelock"),
+        "{}",
+        text(&o.stdout)
+    );
+}

@@ -1,6 +1,7 @@
 //! cowbreak's command line (`cargo xtask ...`): one subcommand per file, dispatched by a
 //! single `match`. Exit codes: 0 nothing violated (or replay reproduced), 1 violation
-//! found, 2 bad input or usage, 3 replay diverged.
+//! found, 2 bad input or usage, 3 replay diverged, 130 interrupted (Ctrl-C, SIGTERM; resume
+//! with `--resume`). `docs/campaigns.md` has the whole table.
 
 use std::path::PathBuf;
 use std::process::ExitCode;

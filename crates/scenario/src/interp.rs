@@ -27,11 +27,22 @@ impl Scenario {
         let file_pages: usize = self.files.iter().map(|f| f.pages).sum();
         let map_pages: u64 = self.maps.iter().map(|m| m.pages).sum();
         let procs = self.processes.len();
+        let table_spans: usize = self
+            .maps
+            .iter()
+            .map(|m| {
+                use cowbreak_mm::pgtable::{PAGE_SIZE, PMD_SIZE};
+                let last = m.addr + m.pages.max(1) * PAGE_SIZE - 1;
+                (last / PMD_SIZE - m.addr / PMD_SIZE + 1) as usize
+            })
+            .sum();
         KernelConfig {
             policy,
             arch,
             nr_frames: 2 + file_pages + (map_pages as usize) * (procs + 2) + 2,
-            nr_tables: procs * (self.maps.len() + 1),
+            // Every process may need a PTE table for each PMD-sized stretch a mapping
+            // touches, and one spare.
+            nr_tables: procs * (table_spans + 1),
             nr_mms: procs,
             // One CPU per thread, and one more for setup.
             nr_cpus: self.setup_cpu() + 1,

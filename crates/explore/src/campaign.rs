@@ -614,22 +614,6 @@ pub fn explain_deadlock(trace: &TraceFile) -> Option<String> {
     })
 }
 
-/// The file name of a violation's trace: `<scenario>--<era>--<arch>--<kind>[-N].json`.
-pub fn trace_file_name(
-    scenario: &str,
-    era: &str,
-    arch: &str,
-    kind: ViolationKind,
-    index: usize,
-) -> String {
-    let suffix = if index == 0 {
-        String::new()
-    } else {
-        format!("-{}", index + 1)
-    };
-    format!("{scenario}--{era}--{arch}--{}{suffix}.json", kind.name())
-}
-
 /// Why a trace could not be replayed at all (bad input: exit 2).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BadTrace(pub String);

@@ -59,23 +59,76 @@ pub fn finish(json: bool, result: Result<ExitCode, Fail>) -> ExitCode {
     }
 }
 
-/// A built-in scenario by name, or a scenario file by path.
+/// A scenario: a built-in by name, by the `cow.c` test it follows (`"vmsplice() + unmap
+/// in child"`) or by a commit or CVE id its `source` line cites (a prefix of 7 or more
+/// hex digits will do), or a scenario file by path. Several built-ins citing the same
+/// test or commit is an error that lists them.
 pub fn scenario(arg: &str) -> Result<Scenario, Fail> {
-    let looks_like_path = arg.contains('/') || arg.ends_with(".scn") || Path::new(arg).exists();
-    if looks_like_path {
-        let text = std::fs::read_to_string(arg)
-            .map_err(|e| Fail::bad(format!("{arg}: cannot read scenario: {e}")))?;
-        return cowbreak_scenario::parse(arg, &text).map_err(|e| Fail::bad(e.to_string()));
-    }
     let all =
         library::all().map_err(|e| Fail::bad(format!("built-in scenario does not parse: {e}")))?;
     if let Some(sc) = all.iter().find(|s| s.name == arg) {
         return Ok(sc.clone());
     }
-    let hint = suggest(arg, all.iter().map(|s| s.name.as_str()))
+    let path = Path::new(arg);
+    if path.is_file() {
+        return read_scenario_file(arg);
+    }
+    let wanted = arg.trim().to_lowercase();
+    let by_test: Vec<&Scenario> = all
+        .iter()
+        .filter(|s| {
+            library::cow_tests(s)
+                .iter()
+                .any(|t| t.to_lowercase() == wanted)
+        })
+        .collect();
+    let hexish = wanted.len() >= 7 && wanted.chars().all(|c| c.is_ascii_hexdigit());
+    let by_commit: Vec<&Scenario> = all
+        .iter()
+        .filter(|s| {
+            library::commits(s).iter().any(|c| {
+                let c = c.to_lowercase();
+                if hexish {
+                    c.starts_with(&wanted) || wanted.starts_with(&c)
+                } else {
+                    c == wanted
+                }
+            })
+        })
+        .collect();
+    for (matches, what) in [(by_test, "cow.c test"), (by_commit, "commit")] {
+        match matches.as_slice() {
+            [] => {}
+            [one] => return Ok((*one).clone()),
+            many => {
+                let names: Vec<&str> = many.iter().map(|s| s.name.as_str()).collect();
+                return Err(Fail::bad(format!(
+                    "{what} `{arg}` is cited by {} built-in scenarios: {}; name one",
+                    names.len(),
+                    names.join(", ")
+                )));
+            }
+        }
+    }
+    if arg.contains('/') || arg.ends_with(".scn") {
+        return read_scenario_file(arg);
+    }
+    let mut known: Vec<String> = Vec::new();
+    for s in &all {
+        known.push(s.name.clone());
+        known.extend(library::cow_tests(s));
+        known.extend(library::commits(s));
+    }
+    let hint = suggest(arg, known.iter().map(String::as_str))
         .map(|s| format!(" (did you mean `{s}`?)"))
         .unwrap_or_default();
-    Err(Fail::bad(format!("unknown scenario `{arg}`{hint}; `cargo xtask list` shows the built-ins, or give a file path")))
+    Err(Fail::bad(format!("unknown scenario `{arg}`{hint}; `cargo xtask list` shows the built-ins (by name, cow.c test or commit), or give a file path")))
+}
+
+fn read_scenario_file(arg: &str) -> Result<Scenario, Fail> {
+    let text = std::fs::read_to_string(arg)
+        .map_err(|e| Fail::bad(format!("{arg}: cannot read scenario: {e}")))?;
+    cowbreak_scenario::parse(arg, &text).map_err(|e| Fail::bad(e.to_string()))
 }
 
 /// Every built-in scenario.

@@ -524,3 +524,55 @@ fn a_deadlocking_scenario_is_a_violation_on_every_backend() {
         assert_eq!(code(&r), 0, "{backend}: {}", stderr(&r));
     }
 }
+
+/// `check` finds a built-in by the cow.c test it follows or a commit its source cites,
+/// says which built-ins share an ambiguous one, and suggests over all three kinds of name.
+#[test]
+fn check_takes_cow_c_test_names_and_commit_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let check = |what: &str| {
+        xtask(
+            &[
+                "check", what, "--era", "v5.9", "--budget", "1000", "-q", "--json",
+            ],
+            dir.path(),
+        )
+    };
+    for (what, name) in [
+        ("vmsplice() + unmap in child", "cve-2020-29374"),
+        ("vmsplice() + unmap in child (THP)", "cve-2020-29374-thp"),
+        (
+            "R/O GUP-fast pin on R/O-mapped shared page",
+            "ro-pin-fast-shared",
+        ),
+        ("57efa1fe5957", "fast-gup-vs-fork"),
+        ("57efa1f", "fast-gup-vs-fork"),
+        ("CVE-2016-5195", "dirty-cow"),
+    ] {
+        let o = check(what);
+        assert!(matches!(code(&o), 0 | 1), "{what}: {}", stderr(&o));
+        assert_eq!(json(&o)["scenario"], name, "{what}");
+    }
+    let o = check("6c287605fd56");
+    assert_eq!(code(&o), 2);
+    for name in [
+        "ro-pin-exclusive",
+        "ro-pin-fast-exclusive",
+        "ro-mapping-rw-pinned-page",
+    ] {
+        assert!(stderr(&o).contains(name), "{}", stderr(&o));
+    }
+    for (typo, meant) in [
+        ("vmsplice() + unmap in chlid", "vmsplice() + unmap in child"),
+        ("57efa1fe5958", "57efa1fe5957"),
+        ("fast-gup-vs-frok", "fast-gup-vs-fork"),
+    ] {
+        let o = check(typo);
+        assert_eq!(code(&o), 2);
+        assert!(
+            stderr(&o).contains(&format!("did you mean `{meant}`")),
+            "{}",
+            stderr(&o)
+        );
+    }
+}

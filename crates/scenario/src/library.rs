@@ -58,3 +58,36 @@ pub fn names() -> Vec<String> {
         .map(|v| v.into_iter().map(|s| s.name).collect())
         .unwrap_or_default()
 }
+
+/// The `tools/testing/selftests/mm/cow.c` test names a scenario's `source` line cites
+/// (`cow.c "NAME"`), as written there; cow.c runs its tests on small pages and on THPs,
+/// so a citation followed by ` (THP)` names the THP run (`NAME (THP)`).
+pub fn cow_tests(sc: &Scenario) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut rest = sc.source.as_str();
+    while let Some(i) = rest.find("cow.c \"") {
+        let after = &rest[i + "cow.c \"".len()..];
+        let Some(end) = after.find('"') else { break };
+        let thp = after[end + 1..].starts_with(" (THP)");
+        names.push(format!(
+            "{}{}",
+            &after[..end],
+            if thp { " (THP)" } else { "" }
+        ));
+        rest = &after[end..];
+    }
+    names
+}
+
+/// The kernel commit ids (12 or more hex digits) and CVE ids a scenario's `source` line
+/// cites.
+pub fn commits(sc: &Scenario) -> Vec<String> {
+    sc.source
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+        .filter(|w| {
+            (w.len() >= 12 && w.chars().all(|c| c.is_ascii_hexdigit()))
+                || w.to_ascii_uppercase().starts_with("CVE-")
+        })
+        .map(str::to_string)
+        .collect()
+}

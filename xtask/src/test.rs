@@ -19,7 +19,8 @@ struct Suite {
     name: &'static str,
     cfg: Option<&'static str>,
     target_dir: &'static str,
-    args: &'static [&'static str],
+    /// The cargo commands the suite runs, in order.
+    commands: &'static [&'static [&'static str]],
 }
 
 const SUITES: &[Suite] = &[
@@ -27,19 +28,38 @@ const SUITES: &[Suite] = &[
         name: "workspace (shuttle)",
         cfg: None,
         target_dir: "target",
-        args: &["test", "--workspace", "--no-fail-fast"],
+        commands: &[&["test", "--workspace", "--no-fail-fast"]],
+    },
+    Suite {
+        name: "examples",
+        cfg: None,
+        target_dir: "target",
+        commands: &[
+            &["run", "--release", "--example", "find_dirty_cow"],
+            &["run", "--release", "--example", "my_scenario"],
+            &["run", "--release", "--example", "replay_trace"],
+        ],
     },
     Suite {
         name: "loom",
         cfg: Some("loom"),
         target_dir: "target/loom",
-        args: &["test", "--release", "--test", "loom", "--test", "litmus"],
+        commands: &[&[
+            "test",
+            "--release",
+            "--test",
+            "loom",
+            "--test",
+            "litmus",
+            "--example",
+            "loom_model",
+        ]],
     },
     Suite {
         name: "stress",
         cfg: Some("cowbreak_stress"),
         target_dir: "target/stress",
-        args: &["test", "--release", "--test", "stress"],
+        commands: &[&["test", "--release", "--test", "stress"]],
     },
 ];
 
@@ -55,17 +75,21 @@ pub fn run(args: Args) -> ExitCode {
         }
         eprintln!("== cargo xtask test: {} suite ==", suite.name);
         let started = Instant::now();
-        let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-        cmd.current_dir(&root)
-            .args(suite.args)
-            .env("CARGO_TARGET_DIR", root.join(suite.target_dir));
-        match suite.cfg {
-            Some(cfg) => cmd.env("RUSTFLAGS", format!("--cfg {cfg}")),
-            None => cmd.env_remove("RUSTFLAGS"),
-        };
-        let (ok, p, f) = run_counting(&mut cmd);
-        passed += p;
-        failed_tests += f;
+        let mut ok = true;
+        for args in suite.commands {
+            let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+            cmd.current_dir(&root)
+                .args(*args)
+                .env("CARGO_TARGET_DIR", root.join(suite.target_dir));
+            match suite.cfg {
+                Some(cfg) => cmd.env("RUSTFLAGS", format!("--cfg {cfg}")),
+                None => cmd.env_remove("RUSTFLAGS"),
+            };
+            let (ran, p, f) = run_counting(&mut cmd);
+            passed += p;
+            failed_tests += f;
+            ok &= ran;
+        }
         eprintln!(
             "== {} suite: {} in {:.1}s ==",
             suite.name,

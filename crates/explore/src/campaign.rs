@@ -38,6 +38,24 @@ pub struct CheckRequest {
 }
 
 impl CheckRequest {
+    /// `scenario` on `era` and `arch`, with no switches flipped, as `check` runs it by
+    /// default: PCT depth 3, `budget` executions, seed 0, 20,000 steps at most.
+    pub fn new(scenario: Scenario, era: Era, arch: Arch, budget: usize) -> CheckRequest {
+        CheckRequest {
+            scenario,
+            era,
+            arch,
+            switches: Vec::new(),
+            shuttle: ShuttleConfig {
+                strategy: Strategy::Pct { depth: 3 },
+                iterations: budget,
+                seed: 0,
+                steps_max: 20_000,
+                stop_after_first: false,
+            },
+        }
+    }
+
     /// The policy the kernel runs with: the era's and the architecture's preset, the
     /// scenario's switches, then the request's. Fails on an unknown switch name.
     pub fn policy(&self) -> Result<Policy, cowbreak_mm::UnknownSwitch> {

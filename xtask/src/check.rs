@@ -18,14 +18,8 @@ use std::sync::Arc;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// A built-in scenario name (see `cargo xtask list`) or a scenario file.
-    scenario: String,
-    /// The kernel era (v4.8, v4.9, v4.15, v4.4.289, v5.8, v5.9, v5.11, v5.18, v5.19, v6.0, v6.1, v6.2).
-    #[arg(long)]
-    era: String,
-    /// The architecture (x86, arm64); default: the scenario's `arch` line, else x86.
-    #[arg(long)]
-    arch: Option<String>,
+    #[command(flatten)]
+    target: cli::Target,
     /// How to explore: pct, random, urw, dfs (shuttle) or loom (exhaustive within a
     /// preemption bound, weak memory); default: the scenario's `backend` line, else pct.
     #[arg(long, value_parser = ["pct", "random", "urw", "dfs", "loom"])]
@@ -51,9 +45,6 @@ pub struct Args {
     /// Scheduling steps after which an execution counts as a livelock.
     #[arg(long, default_value_t = 20_000)]
     steps_max: usize,
-    /// Flip a policy switch on top of the era's preset, e.g. `write_protect_seq=on`. Repeatable.
-    #[arg(long = "switch", value_name = "NAME=on|off")]
-    switches: Vec<String>,
     #[command(flatten)]
     run: run::RunArgs,
     /// Print one JSON object instead of text.
@@ -71,10 +62,7 @@ pub fn strategy(backend: &str, depth: usize) -> Strategy {
 }
 
 pub fn run(args: Args) -> Result<ExitCode, Fail> {
-    let scenario = cli::scenario(&args.scenario)?;
-    let era = cli::era(&args.era)?;
-    let arch = cli::arch_for(&scenario, args.arch.as_deref())?;
-    let switches = cli::switches(&args.switches)?;
+    let (scenario, era, arch, switches) = args.target.resolve()?;
     let backend = args
         .backend
         .clone()

@@ -19,6 +19,33 @@ pub mod exit {
     pub const DIVERGED: u8 = 3;
 }
 
+/// What `check` and `run` run: a scenario on an era and an architecture, with switches.
+#[derive(clap::Args)]
+pub struct Target {
+    /// A built-in scenario (its name, the cow.c test it follows, or a commit it cites; see
+    /// `cargo xtask list`) or a scenario file.
+    pub scenario: String,
+    /// The kernel era (v4.8, v4.9, v4.15, v4.4.289, v5.8, v5.9, v5.11, v5.18, v5.19, v6.0, v6.1, v6.2).
+    #[arg(long)]
+    pub era: String,
+    /// The architecture (x86, arm64); default: the scenario's `arch` line, else x86.
+    #[arg(long)]
+    pub arch: Option<String>,
+    /// Flip a policy switch on top of the era's preset, e.g. `write_protect_seq=on`. Repeatable.
+    #[arg(long = "switch", value_name = "NAME=on|off")]
+    pub switches: Vec<String>,
+}
+
+impl Target {
+    /// The scenario, era, architecture and switch flips, checked.
+    pub fn resolve(&self) -> Result<(Scenario, Era, Arch, Vec<(String, bool)>), Fail> {
+        let scenario = scenario(&self.scenario)?;
+        let era = era(&self.era)?;
+        let arch = arch_for(&scenario, self.arch.as_deref())?;
+        Ok((scenario, era, arch, switches(&self.switches)?))
+    }
+}
+
 /// A failure that ends the command with an exit code and a message on stderr.
 #[derive(Debug)]
 pub struct Fail {

@@ -14,6 +14,7 @@ mod cli;
 mod list;
 mod matrix;
 mod merge;
+mod one;
 mod replay;
 mod run;
 mod test;
@@ -22,6 +23,7 @@ mod view;
 #[derive(Parser)]
 #[command(
     name = "cargo xtask",
+    bin_name = "cargo xtask",
     version,
     about = "cowbreak: find GUP / COW races in the Linux mm, era by era"
 )]
@@ -36,6 +38,9 @@ enum Command {
     List(list::Args),
     /// Check one scenario on one era; write a trace for every violation.
     Check(check::Args),
+    /// Run one execution (a seed's random schedule, or a given one) and write its trace,
+    /// violation or not.
+    Run(one::Args),
     /// Replay a trace exactly and show the interleaving, one column per thread.
     Replay(replay::Args),
     /// Show a trace as recorded, without replaying it (text columns or HTML).
@@ -107,6 +112,7 @@ fn main() -> ExitCode {
             Command::List(args) => list::run(args),
             Command::Check(args) => check::run(args),
             Command::Replay(args) => replay::run(args),
+            Command::Run(args) => one::run(args),
             Command::Matrix(args) => matrix::run(args),
             Command::View(args) => view::run(args),
             Command::Merge(args) => merge::run(args),

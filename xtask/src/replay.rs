@@ -117,10 +117,13 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
         println!("HTML: {}", html.display());
     }
     if report.exact() {
+        let what = if trace.violation.kind == campaign::NO_VIOLATION {
+            "no violation, as recorded,".to_string()
+        } else {
+            format!("{} in {}", trace.violation.kind, trace.violation.at)
+        };
         println!(
-            "reproduced: {} in {} with identical events ({} events, {} scheduling steps)",
-            trace.violation.kind,
-            trace.violation.at,
+            "reproduced: {what} with identical events ({} events, {} scheduling steps)",
             report.events.len(),
             report.steps.unwrap_or(trace.schedule.steps)
         );

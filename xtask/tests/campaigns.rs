@@ -740,3 +740,95 @@ fn a_livelock_trace_replays() {
         text(&o.stdout)
     );
 }
+
+#[test]
+fn run_writes_a_trace_of_one_execution_clean_or_not() {
+    // One execution each: dirty-cow on v4.9 from random seed 3 (clean), and on v4.8 the
+    // schedule of a check's trace (2,000 PCT executions, seed 0), given back to `run`.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("t");
+    let o = run(
+        &[
+            "run",
+            "dirty-cow",
+            "--era",
+            "v4.9",
+            "--seed",
+            "3",
+            "--json",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let v = json_of(&o);
+    assert!(v["violations"].as_array().unwrap().is_empty());
+    let clean = v["trace"].as_str().unwrap().to_string();
+    let t = read_json(Path::new(&clean));
+    assert_eq!(t["violation"]["kind"], "none");
+    assert!(t["events"].as_array().unwrap().len() > 5);
+    let o = run(&["replay", &clean], dir.path());
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stdout).contains("reproduced: no violation"),
+        "{}",
+        text(&o.stdout)
+    );
+    // The same seed, the same execution.
+    let again = run(
+        &[
+            "run",
+            "dirty-cow",
+            "--era",
+            "v4.9",
+            "--seed",
+            "3",
+            "--json",
+            "--out",
+            dir.path().join("u").to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    let t2 = read_json(Path::new(json_of(&again)["trace"].as_str().unwrap()));
+    assert_eq!(t["events"], t2["events"]);
+    assert_eq!(t["schedule"], t2["schedule"]);
+
+    // A violating schedule, from a trace.
+    let o = run(&dirty_cow(&out, &["--json"]), dir.path());
+    let found = json_of(&o)["violations"][0]["trace"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let o = run(
+        &[
+            "run",
+            "dirty-cow",
+            "--era",
+            "v4.8",
+            "--schedule",
+            &found,
+            "--json",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert_eq!(code(&o), 1, "{}", text(&o.stderr));
+    assert_eq!(json_of(&o)["violations"][0]["kind"], "ro-page-written");
+    // A schedule that is not one.
+    let bad = dir.path().join("bad.txt");
+    std::fs::write(&bad, "zz").unwrap();
+    let o = run(
+        &[
+            "run",
+            "dirty-cow",
+            "--era",
+            "v4.8",
+            "--schedule",
+            bad.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert_eq!(code(&o), 2, "{}", text(&o.stderr));
+}

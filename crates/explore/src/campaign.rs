@@ -632,6 +632,100 @@ pub fn explain_deadlock(trace: &TraceFile) -> Option<String> {
     })
 }
 
+/// How [`run_one`] picks its one execution.
+#[derive(Clone, Debug)]
+pub enum OneRun {
+    /// A uniformly random schedule from this seed.
+    Seed(u64),
+    /// This schedule (as a trace stores it).
+    Schedule(String),
+}
+
+/// The violation record of a trace of an execution that broke nothing.
+pub const NO_VIOLATION: &str = "none";
+
+/// Run one execution of `req` (its seed or a given schedule) and return its trace,
+/// whether or not it violated anything: a clean run's trace has violation kind
+/// [`NO_VIOLATION`] and replays to no violation. `Err` when the schedule is not one or
+/// does not fit.
+pub fn run_one(
+    req: &CheckRequest,
+    how: &OneRun,
+) -> Result<(TraceFile, Vec<cowbreak_mm::Violation>), String> {
+    let policy = req.policy().map_err(|e| e.to_string())?;
+    let config = req.scenario.kernel_config(policy, req.arch);
+    let steps_max = req.shuttle.steps_max;
+    let (violations, schedule, steps) = match how {
+        OneRun::Seed(seed) => {
+            let (v, s, n) = crate::shuttle_backend::run_once(
+                *seed,
+                steps_max,
+                req.scenario.execution(config.clone()),
+            );
+            (v, s, n)
+        }
+        OneRun::Schedule(s) => {
+            let r = replay_shuttle(s, steps_max, req.scenario.execution(config.clone()))?;
+            (r.violations, s.clone(), r.steps)
+        }
+    };
+    // Play the schedule again with tracing on, as for any trace.
+    let (_, events) = capture(&req.scenario, || {
+        replay_shuttle(&schedule, steps_max, req.scenario.execution(config.clone()))
+    });
+    let mut params = params(&req.shuttle);
+    params.remove("iterations");
+    params.remove("chunk");
+    params.remove("depth");
+    if let OneRun::Seed(seed) = how {
+        params.insert("seed".into(), (*seed).into());
+    } else {
+        params.remove("seed");
+    }
+    let backend = BackendInfo {
+        name: match how {
+            OneRun::Seed(_) => "random".into(),
+            OneRun::Schedule(_) => "schedule".into(),
+        },
+        params,
+    };
+    let shown = violations
+        .first()
+        .cloned()
+        .unwrap_or(cowbreak_mm::Violation {
+            kind: ViolationKind::Livelock,
+            at: "",
+            message: String::new(),
+        });
+    let mut trace = trace_file(
+        &req.scenario,
+        req.era,
+        req.arch,
+        &policy,
+        backend,
+        Schedule {
+            encoding: "shuttle".into(),
+            data: schedule,
+            steps,
+        },
+        events,
+        &shown,
+    );
+    if violations.is_empty() {
+        trace.violation = cowbreak_trace::ViolationRecord {
+            kind: NO_VIOLATION.into(),
+            at: String::new(),
+            message: "this execution broke no invariant".into(),
+            explanation: "a clean interleaving, recorded to be read".into(),
+        };
+    } else if shown.kind == ViolationKind::Deadlock {
+        if let Some(why) = explain_deadlock(&trace) {
+            trace.violation.message = why;
+        }
+    }
+    Ok((trace, violations))
+}
+
 /// Why a trace could not be replayed at all (bad input: exit 2).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BadTrace(pub String);
@@ -745,12 +839,17 @@ pub fn replay_elsewhere(
     }
     crate::shuttle_backend::check_schedule(&trace.schedule.data)
         .map_err(|e| BadTrace(format!("{origin}: {e}")))?;
-    let kind = ViolationKind::from_name(&trace.violation.kind).ok_or_else(|| {
-        BadTrace(format!(
-            "{origin}: unknown violation kind `{}`",
-            trace.violation.kind
-        ))
-    })?;
+    let clean = trace.violation.kind == NO_VIOLATION;
+    let kind = match ViolationKind::from_name(&trace.violation.kind) {
+        Some(k) => Some(k),
+        None if clean => None,
+        None => {
+            return Err(BadTrace(format!(
+                "{origin}: unknown violation kind `{}`",
+                trace.violation.kind
+            )))
+        }
+    };
     let steps_max = trace
         .backend
         .params
@@ -764,10 +863,13 @@ pub fn replay_elsewhere(
     let divergence = cowbreak_trace::first_divergence(&trace.events, &events);
     Ok(match result {
         Ok(r) => ReplayReport {
-            reproduced: r
-                .violations
-                .iter()
-                .any(|v| v.kind == kind && v.at == trace.violation.at),
+            reproduced: match kind {
+                Some(kind) => r
+                    .violations
+                    .iter()
+                    .any(|v| v.kind == kind && v.at == trace.violation.at),
+                None => r.violations.is_empty(),
+            },
             violations: r
                 .violations
                 .iter()

@@ -32,8 +32,8 @@ pub mod trace_build;
 pub use loom_backend::{explore_loom, loom_path, replay_loom, LoomConfig};
 #[cfg(all(not(loom), not(cowbreak_stress)))]
 pub use shuttle_backend::{
-    check_schedule, explore_shuttle, explore_shuttle_with, replay_shuttle, Control, Replayed,
-    ShuttleConfig, Strategy,
+    check_schedule, explore_shuttle, explore_shuttle_with, replay_shuttle, run_once, Control,
+    Replayed, ShuttleConfig, Strategy,
 };
 #[cfg(all(not(loom), cowbreak_stress))]
 pub use stress_backend::explore_stress;

@@ -391,6 +391,59 @@ where
     }
 }
 
+/// Run `execution` once under a uniformly random scheduler seeded `seed` and return what
+/// the oracle reported with the schedule it took (encoded, as a trace stores it) and its
+/// length, whether or not anything broke.
+pub fn run_once<F>(seed: u64, steps_max: usize, execution: F) -> (Vec<Violation>, String, usize)
+where
+    F: Fn() -> Vec<Violation> + Send + Sync + 'static,
+{
+    let cfg = ShuttleConfig {
+        strategy: Strategy::Random,
+        iterations: 1,
+        seed,
+        steps_max,
+        stop_after_first: false,
+    };
+    let shared = Arc::new(Mutex::new(Shared::default()));
+    let seen = Arc::new(Mutex::new(None));
+    let body = {
+        let seen = Arc::clone(&seen);
+        move || {
+            let violations = execution();
+            *seen.lock().unwrap_or_else(|p| p.into_inner()) = Some(violations);
+        }
+    };
+    let sched = Recording {
+        inner: RandomScheduler::new_from_seed(cfg.seed, 1),
+        shared: Arc::clone(&shared),
+        steps_max,
+        stop_after_first: false,
+        control: Arc::new(Control::default()),
+    };
+    let runner = Runner::new(sched, config(steps_max));
+    let result = quietly(|| catch_unwind(AssertUnwindSafe(|| runner.run(body))));
+    let shared = std::mem::take(&mut *shared.lock().unwrap_or_else(|p| p.into_inner()));
+    let finished = seen.lock().unwrap_or_else(|p| p.into_inner()).take();
+    let violations = match result {
+        Ok(_) => finished.unwrap_or_else(|| {
+            vec![Violation {
+                kind: ViolationKind::Livelock,
+                at: "scheduler",
+                message: format!(
+                    "the execution did not finish within {steps_max} scheduling steps"
+                ),
+            }]
+        }),
+        Err(payload) => vec![classify(&payload_text(&*payload))],
+    };
+    (
+        violations,
+        serialize_schedule(&shared.schedule),
+        shared.schedule.len(),
+    )
+}
+
 /// shuttle's failure text without its `Debug` dumps of tasks: the first line, cut
 /// before the list of choices.
 fn shuttle_message(text: &str) -> String {

@@ -47,6 +47,10 @@ pub struct Args {
     steps_max: usize,
     #[command(flatten)]
     run: run::RunArgs,
+    /// Shrink every violation's trace to its fewest preemptions, then steps
+    /// (`cargo xtask minimize`), written beside it as `<trace>.min.json`.
+    #[arg(long)]
+    minimize: bool,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -142,6 +146,31 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
     progress.finish();
     let (report, paths) = r.report(started.elapsed().as_millis())?;
     print_report(&report, &paths, args.json, finished, &req, shard);
+    if args.minimize {
+        for (v, path) in report.violations.iter().zip(&paths) {
+            let m = campaign::minimize_trace(&v.trace, &path.display().to_string(), 20_000)
+                .map_err(|e| Fail::bad(e.to_string()))?;
+            let out = path.with_extension("min.json");
+            m.trace
+                .write(&out)
+                .map_err(|e| Fail::bad(format!("cannot write trace: {e}")))?;
+            eprintln!(
+                "minimized {} in {}: {} -> {} preemption(s), {} -> {} steps{}: {}",
+                v.found.violation.kind,
+                v.found.violation.at,
+                m.search.before.preemptions,
+                m.search.after.preemptions,
+                m.search.before.tasks.len(),
+                m.search.after.tasks.len(),
+                if m.proven == Some(true) {
+                    ", proven minimal"
+                } else {
+                    ""
+                },
+                out.display()
+            );
+        }
+    }
     if let Some(e) = r.write_error.take() {
         // The result is printed above; the files it names may be missing.
         return Err(e);

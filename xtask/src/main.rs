@@ -14,6 +14,7 @@ mod cli;
 mod list;
 mod matrix;
 mod merge;
+mod minimize;
 mod one;
 mod replay;
 mod run;
@@ -47,6 +48,8 @@ enum Command {
     View(view::Args),
     /// Run every scenario on every era and print the table.
     Matrix(matrix::Args),
+    /// Shrink a trace to the fewest preemptions, then steps, that keep its violation.
+    Minimize(minimize::Args),
     /// Join the output directories of a sharded campaign or matrix into one result.
     Merge(merge::Args),
     /// Benchmark: throughput against bare shuttle, executions to first violation per strategy, stress, loom.
@@ -116,6 +119,7 @@ fn main() -> ExitCode {
             Command::Matrix(args) => matrix::run(args),
             Command::View(args) => view::run(args),
             Command::Merge(args) => merge::run(args),
+            Command::Minimize(args) => minimize::run(args),
             Command::Bench(args) => bench::run(args),
             Command::Test(args) => Ok(test::run(args)),
         },

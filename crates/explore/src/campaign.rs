@@ -765,6 +765,35 @@ impl ReplayReport {
     }
 }
 
+/// The scenario, era, architecture and policy a trace records, checked: the embedded
+/// scenario must parse and carry the trace's name, the era, arch and switches exist.
+fn rebuild(trace: &TraceFile, origin: &str) -> Result<(Scenario, Era, Arch, Policy), BadTrace> {
+    let scenario = cowbreak_scenario::parse(
+        &format!("{origin} (embedded scenario)"),
+        &trace.scenario.source,
+    )
+    .map_err(|e| {
+        BadTrace(format!(
+            "{origin}: the trace's scenario does not parse: {e}"
+        ))
+    })?;
+    if scenario.name != trace.scenario.name {
+        return Err(BadTrace(format!(
+            "{origin}: the trace names scenario `{}` but embeds `{}`",
+            trace.scenario.name, scenario.name
+        )));
+    }
+    let era = Era::from_name(&trace.era).map_err(|e| BadTrace(format!("{origin}: {e}")))?;
+    let arch = Arch::from_name(&trace.arch).map_err(|e| BadTrace(format!("{origin}: {e}")))?;
+    let mut policy = Policy::default();
+    for (name, on) in &trace.switches {
+        policy
+            .set(name, *on)
+            .map_err(|e| BadTrace(format!("{origin}: {e}")))?;
+    }
+    Ok((scenario, era, arch, policy))
+}
+
 /// Where to replay a trace instead of where it was recorded (`replay --era/--arch/--switch`).
 #[derive(Clone, Debug, Default)]
 pub struct Elsewhere {
@@ -790,29 +819,7 @@ pub fn replay_elsewhere(
     origin: &str,
     elsewhere: &Elsewhere,
 ) -> Result<ReplayReport, BadTrace> {
-    let scenario = cowbreak_scenario::parse(
-        &format!("{origin} (embedded scenario)"),
-        &trace.scenario.source,
-    )
-    .map_err(|e| {
-        BadTrace(format!(
-            "{origin}: the trace's scenario does not parse: {e}"
-        ))
-    })?;
-    if scenario.name != trace.scenario.name {
-        return Err(BadTrace(format!(
-            "{origin}: the trace names scenario `{}` but embeds `{}`",
-            trace.scenario.name, scenario.name
-        )));
-    }
-    let era = Era::from_name(&trace.era).map_err(|e| BadTrace(format!("{origin}: {e}")))?;
-    let arch = Arch::from_name(&trace.arch).map_err(|e| BadTrace(format!("{origin}: {e}")))?;
-    let mut recorded = Policy::default();
-    for (name, on) in &trace.switches {
-        recorded
-            .set(name, *on)
-            .map_err(|e| BadTrace(format!("{origin}: {e}")))?;
-    }
+    let (scenario, era, arch, recorded) = rebuild(trace, origin)?;
     let preset = scenario.policy(era, arch);
     let flipped = recorded
         .diff(&preset)
@@ -890,5 +897,133 @@ pub fn replay_elsewhere(
             violations: Vec::new(),
             flipped,
         },
+    })
+}
+
+/// What [`minimize_trace`] gave.
+#[derive(Clone, Debug)]
+pub struct MinimizeReport {
+    /// The search's outcome (before and after, as played).
+    pub search: crate::minimize::Minimized,
+    /// The trace of the smallest schedule, confirmed by an exact replay.
+    pub trace: TraceFile,
+    /// `Some(true)`: every schedule with fewer preemptions was tried and none breaks the
+    /// same way (the minimum is proven); `Some(false)`: the search found one but the
+    /// shrinking lost it (should not happen); `None`: the bounded search did not finish
+    /// in its budget.
+    pub proven: Option<bool>,
+}
+
+/// Shrink the schedule of `trace` (read from `origin`) to the fewest preemptions, then
+/// the fewest steps, that still give its violation (same kind, same place); confirm it
+/// by replay; and, within `budget` executions, search every schedule with fewer
+/// preemptions for the same violation.
+pub fn minimize_trace(
+    trace: &TraceFile,
+    origin: &str,
+    budget: usize,
+) -> Result<MinimizeReport, BadTrace> {
+    let (scenario, era, arch, policy) = rebuild(trace, origin)?;
+    if trace.schedule.encoding != "shuttle" {
+        return Err(BadTrace(format!(
+            "{origin}: minimize works on shuttle schedules; this trace's is `{}` (a loom path is already one execution of a bounded search)",
+            trace.schedule.encoding
+        )));
+    }
+    let kind = ViolationKind::from_name(&trace.violation.kind).ok_or_else(|| {
+        BadTrace(format!(
+            "{origin}: no violation to keep (kind `{}`)",
+            trace.violation.kind
+        ))
+    })?;
+    let at = place(&trace.violation.at);
+    let steps_max = trace
+        .backend
+        .params
+        .get("steps_max")
+        .and_then(serde_json::Value::as_u64)
+        .map_or(20_000, |n| n as usize);
+    let config = scenario.kernel_config(policy, arch);
+    let execution = std::sync::Arc::new(scenario.execution(config.clone()));
+    let want = crate::minimize::tasks_of(&trace.schedule.data)
+        .ok_or_else(|| BadTrace(format!("{origin}: not a shuttle schedule")))?;
+    let mut search = crate::minimize::minimize_from(&want, kind, at, steps_max, budget, &execution)
+        .map_err(|e| BadTrace(format!("{origin}: {e}")))?;
+    // Ask a bounded search below the preemptions reached; a schedule it finds is shrunk
+    // in turn (fewer preemptions win over fewer steps).
+    let proven = loop {
+        let p = search.after.preemptions;
+        if p == 0 {
+            break Some(true);
+        }
+        let e = std::sync::Arc::clone(&execution);
+        match crate::minimize::search_below(p - 1, kind, at, steps_max, budget, move || e()) {
+            crate::minimize::Below::Clean => break Some(true),
+            crate::minimize::Below::Unfinished => break None,
+            crate::minimize::Below::Found(tasks) => {
+                let next =
+                    crate::minimize::minimize_from(&tasks, kind, at, steps_max, budget, &execution)
+                        .map_err(|e| BadTrace(format!("{origin}: {e}")))?;
+                search.tries += next.tries;
+                if next.after.preemptions < p {
+                    search.after = next.after;
+                } else {
+                    break Some(false);
+                }
+            }
+        }
+    };
+    // Confirm with shuttle's own replay, and capture the events.
+    let (result, events) = capture(&scenario, || {
+        replay_shuttle(
+            &search.after.encoded,
+            steps_max,
+            scenario.execution(config.clone()),
+        )
+    });
+    let replayed = result.map_err(|e| {
+        BadTrace(format!(
+            "{origin}: the minimized schedule does not replay: {e}"
+        ))
+    })?;
+    let violation = replayed
+        .violations
+        .iter()
+        .find(|v| v.kind == kind && v.at == at)
+        .cloned()
+        .ok_or_else(|| {
+            BadTrace(format!(
+                "{origin}: the minimized schedule lost the violation on replay"
+            ))
+        })?;
+    let mut backend = trace.backend.clone();
+    backend.params.insert("minimized".into(), true.into());
+    backend
+        .params
+        .insert("preemptions".into(), search.after.preemptions.into());
+    let mut min = trace_file(
+        &scenario,
+        era,
+        arch,
+        &policy,
+        backend,
+        Schedule {
+            encoding: "shuttle".into(),
+            data: search.after.encoded.clone(),
+            steps: replayed.steps,
+        },
+        events,
+        &violation,
+    );
+    if kind == ViolationKind::Deadlock {
+        if let Some(why) = explain_deadlock(&min) {
+            min.violation.message = why;
+        }
+    }
+    min.scenario.path = trace.scenario.path.clone();
+    Ok(MinimizeReport {
+        search,
+        trace: min,
+        proven,
     })
 }

@@ -22,6 +22,8 @@ pub mod campaign;
 #[cfg(loom)]
 mod loom_backend;
 #[cfg(all(not(loom), not(cowbreak_stress)))]
+pub mod minimize;
+#[cfg(all(not(loom), not(cowbreak_stress)))]
 mod shuttle_backend;
 #[cfg(all(not(loom), cowbreak_stress))]
 mod stress_backend;

@@ -176,7 +176,7 @@ impl<S: Scheduler> Scheduler for Recording<S> {
     }
 }
 
-fn config(steps_max: usize) -> Config {
+pub(crate) fn config(steps_max: usize) -> Config {
     let mut config = Config::new();
     config.failure_persistence = FailurePersistence::None;
     config.max_steps = MaxSteps::ContinueAfter(steps_max);
@@ -191,6 +191,11 @@ fn payload_text(payload: &(dyn std::any::Any + Send)) -> String {
         .cloned()
         .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
         .unwrap_or_else(|| "a model thread panicked".to_string())
+}
+
+/// What a failed execution's panic payload means (see `classify`).
+pub(crate) fn classify_payload(payload: &(dyn std::any::Any + Send)) -> Violation {
+    classify(&payload_text(payload))
 }
 
 fn classify(text: &str) -> Violation {
@@ -458,7 +463,7 @@ fn shuttle_message(text: &str) -> String {
 
 /// Run `f` with the process panic hook silenced: shuttle's failures are results here,
 /// not crashes to print.
-fn quietly<R>(f: impl FnOnce() -> R) -> R {
+pub(crate) fn quietly<R>(f: impl FnOnce() -> R) -> R {
     // One process-wide hook, installed once, that stays silent while this OS thread is
     // exploring (shuttle runs every task of an execution on the calling thread).
     // Swapping the hook per run would serialize campaigns running side by side.

@@ -251,3 +251,13 @@ pub fn build_runner(cfg: &str, dir: &str) -> Result<PathBuf, Fail> {
     built.push((cfg.to_string(), path.clone()));
     Ok(path)
 }
+
+/// The width to render for: `arg`, else the terminal's (stdout), else 160.
+pub fn width(arg: Option<usize>) -> usize {
+    arg.or_else(|| {
+        console::Term::stdout()
+            .size_checked()
+            .map(|(_, cols)| usize::from(cols))
+    })
+    .unwrap_or(160)
+}

@@ -51,9 +51,9 @@ fn replay_loom(trace: &TraceFile, path: &std::path::Path) -> Result<campaign::Re
 pub struct Args {
     /// The trace file (written by `check` or `matrix`).
     trace: PathBuf,
-    /// Width of the column view.
-    #[arg(long, default_value_t = 160)]
-    width: usize,
+    /// Width of the column view; default: the terminal's, else 160.
+    #[arg(long)]
+    width: Option<usize>,
     /// Also write the interleaving as a self-contained HTML page.
     #[arg(long, value_name = "FILE")]
     html: Option<PathBuf>,
@@ -110,7 +110,10 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
         events: report.events.clone(),
         ..trace.clone()
     };
-    print!("{}", cowbreak_trace::render_text(&replayed, args.width));
+    print!(
+        "{}",
+        cowbreak_trace::render_text(&replayed, crate::cli::width(args.width))
+    );
     if let Some(html) = &args.html {
         cowbreak_trace::write_atomic(html, cowbreak_trace::render_html(&replayed).as_bytes())
             .map_err(|e| Fail::bad(format!("{}: cannot write: {e}", html.display())))?;

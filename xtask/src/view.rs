@@ -12,9 +12,9 @@ use crate::cli::Fail;
 pub struct Args {
     /// The trace file.
     trace: PathBuf,
-    /// Width of the column view.
-    #[arg(long, default_value_t = 160)]
-    width: usize,
+    /// Width of the column view; default: the terminal's, else 160.
+    #[arg(long)]
+    width: Option<usize>,
     /// Write a self-contained HTML page to FILE instead of printing columns.
     #[arg(long, value_name = "FILE")]
     html: Option<PathBuf>,
@@ -28,7 +28,10 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
                 .map_err(|e| Fail::bad(format!("{}: cannot write: {e}", html.display())))?;
             println!("{}", html.display());
         }
-        None => print!("{}", cowbreak_trace::render_text(&trace, args.width)),
+        None => print!(
+            "{}",
+            cowbreak_trace::render_text(&trace, crate::cli::width(args.width))
+        ),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -98,9 +98,11 @@ struct View<'a> {
     rows: Vec<(usize, &'a Event)>,
     /// The violation, then its explanation.
     violation: [String; 2],
-    /// The objects the violation names, each with the steps that touch it, or a line
+    /// The objects the violation names, each with the events that touch it, or a line
     /// saying it names none.
     objects: Vec<String>,
+    /// The events that touch an object the violation names, in order.
+    touching: Vec<&'a Event>,
 }
 
 impl<'a> View<'a> {
@@ -134,6 +136,14 @@ impl<'a> View<'a> {
                 violation.explanation.clone(),
             ],
             objects: objects_involved(trace),
+            touching: {
+                let objects = Object::named_in(&trace.violation.message);
+                trace
+                    .events
+                    .iter()
+                    .filter(|e| objects.iter().any(|o| o.touched_by(e)))
+                    .collect()
+            },
         }
     }
 }
@@ -233,7 +243,7 @@ fn column_ids(trace: &TraceFile) -> Vec<Option<u32>> {
         .collect()
 }
 
-/// A line per object the violation names, with the steps that touch it.
+/// A line per object the violation names, with the events that touch it.
 fn objects_involved(trace: &TraceFile) -> Vec<String> {
     let objects: Vec<String> = Object::named_in(&trace.violation.message)
         .into_iter()
@@ -246,8 +256,8 @@ fn objects_involved(trace: &TraceFile) -> Vec<String> {
                 .collect();
             match steps.as_slice() {
                 [] => format!("{object}: in no event"),
-                [step] => format!("{object}: step {step}"),
-                steps => format!("{object}: steps {}", steps.join(", ")),
+                [step] => format!("{object}: event {step}"),
+                steps => format!("{object}: events {}", steps.join(", ")),
             }
         })
         .collect();

@@ -261,3 +261,17 @@ pub fn width(arg: Option<usize>) -> usize {
     })
     .unwrap_or(160)
 }
+
+/// The HTML page of `trace` (read from `path`): with the switches that differ from its
+/// preset, and beside it the minimized trace `<path>.min.json` when there is one.
+pub fn html_page(trace: &cowbreak_trace::TraceFile, path: &Path) -> String {
+    let min_path = path.with_extension("min.json");
+    let minimized = (!path.to_string_lossy().ends_with(".min.json"))
+        .then(|| cowbreak_trace::TraceFile::read(&min_path).ok())
+        .flatten();
+    let extras = cowbreak_trace::HtmlExtras {
+        differs_from_preset: cowbreak_explore::campaign::preset_diff(trace),
+        minimized: minimized.as_ref(),
+    };
+    cowbreak_trace::render_html_with(trace, &extras)
+}

@@ -115,8 +115,11 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
         cowbreak_trace::render_text(&replayed, crate::cli::width(args.width))
     );
     if let Some(html) = &args.html {
-        cowbreak_trace::write_atomic(html, cowbreak_trace::render_html(&replayed).as_bytes())
-            .map_err(|e| Fail::bad(format!("{}: cannot write: {e}", html.display())))?;
+        cowbreak_trace::write_atomic(
+            html,
+            crate::cli::html_page(&replayed, &args.trace).as_bytes(),
+        )
+        .map_err(|e| Fail::bad(format!("{}: cannot write: {e}", html.display())))?;
         println!("HTML: {}", html.display());
     }
     if report.exact() {

@@ -24,8 +24,11 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
     let trace = TraceFile::read(&args.trace).map_err(|e| Fail::bad(e.to_string()))?;
     match &args.html {
         Some(html) => {
-            cowbreak_trace::write_atomic(html, cowbreak_trace::render_html(&trace).as_bytes())
-                .map_err(|e| Fail::bad(format!("{}: cannot write: {e}", html.display())))?;
+            cowbreak_trace::write_atomic(
+                html,
+                crate::cli::html_page(&trace, &args.trace).as_bytes(),
+            )
+            .map_err(|e| Fail::bad(format!("{}: cannot write: {e}", html.display())))?;
             println!("{}", html.display());
         }
         None => print!(

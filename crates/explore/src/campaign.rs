@@ -794,6 +794,19 @@ fn rebuild(trace: &TraceFile, origin: &str) -> Result<(Scenario, Era, Arch, Poli
     Ok((scenario, era, arch, policy))
 }
 
+/// The switches `trace` was recorded with that differ from its era's and architecture's
+/// preset (with the scenario's own switches); empty when the trace does not rebuild.
+pub fn preset_diff(trace: &TraceFile) -> Vec<(String, bool)> {
+    match rebuild(trace, "trace") {
+        Ok((scenario, era, arch, recorded)) => recorded
+            .diff(&scenario.policy(era, arch))
+            .into_iter()
+            .map(|(n, on)| (n.to_string(), on))
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
 /// Where to replay a trace instead of where it was recorded (`replay --era/--arch/--switch`).
 #[derive(Clone, Debug, Default)]
 pub struct Elsewhere {

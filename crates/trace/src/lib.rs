@@ -79,7 +79,7 @@ pub use file::{
     write_atomic, BackendInfo, Event, ScenarioInfo, Schedule, ThreadInfo, TraceError, TraceFile,
     ViolationRecord,
 };
-pub use render::{render_event_line, render_html, render_text};
+pub use render::{render_event_line, render_html, render_html_with, render_text, HtmlExtras};
 
 /// The marker every trace file carries in its `format` field.
 pub const FORMAT: &str = "cowbreak-trace";

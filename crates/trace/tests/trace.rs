@@ -259,13 +259,22 @@ fn render_text_shows_threads_events_and_violation() {
         "{text}"
     );
     assert!(text.contains("pfn 3: events 1, 2"), "{text}");
-    assert!(text.contains("event │"), "rows are numbered as events:\n{text}");
+    assert!(
+        text.contains("event │"),
+        "rows are numbered as events:\n{text}"
+    );
     // Nothing is cut: cells wrap, and the events touching the violation's objects are
     // printed whole under the table.
     assert!(!text.contains('…'), "{text}");
-    let below = text.split("events that touch them:").nth(1).expect("the list");
+    let below = text
+        .split("events that touch them:")
+        .nth(1)
+        .expect("the list");
     for e in trace.events.iter().filter(|e| [1, 2].contains(&e.step)) {
-        assert!(below.contains(&cowbreak_trace::render_event_line(e)), "{below}");
+        assert!(
+            below.contains(&cowbreak_trace::render_event_line(e)),
+            "{below}"
+        );
     }
     // Any width, however narrow or wide, renders.
     for width in [0, 1, 30, 60, 100, 10_000] {

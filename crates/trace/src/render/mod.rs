@@ -8,7 +8,7 @@ use std::fmt;
 
 use crate::{Event, TraceFile};
 
-pub use html::render_html;
+pub use html::{render_html, render_html_with, HtmlExtras};
 pub use text::render_text;
 
 /// One event on one line: the kernel function, the mm, the address in hex, a PTE change
@@ -103,6 +103,8 @@ struct View<'a> {
     objects: Vec<String>,
     /// The events that touch an object the violation names, in order.
     touching: Vec<&'a Event>,
+    /// The highlighting key of each object the violation names, with its line.
+    keyed_objects: Vec<(String, String)>,
 }
 
 impl<'a> View<'a> {
@@ -136,6 +138,14 @@ impl<'a> View<'a> {
                 violation.explanation.clone(),
             ],
             objects: objects_involved(trace),
+            keyed_objects: {
+                let lines = objects_involved(trace);
+                Object::named_in(&trace.violation.message)
+                    .into_iter()
+                    .zip(lines)
+                    .map(|(o, line)| (o.key(), line))
+                    .collect()
+            },
             touching: {
                 let objects = Object::named_in(&trace.violation.message);
                 trace
@@ -268,6 +278,34 @@ fn objects_involved(trace: &TraceFile) -> Vec<String> {
     }
 }
 
+/// The keys (`pfn:2`, `mm:0`, `addr:0x8000`, `table:1`) of the objects `event` touches,
+/// for the HTML page's highlighting; the violation's objects carry the same keys.
+fn object_keys(event: &Event) -> Vec<String> {
+    let mut keys = Vec::new();
+    let mut push = |k: String| {
+        if !keys.contains(&k) {
+            keys.push(k)
+        }
+    };
+    for (name, value) in &event.fields {
+        let n = value.parse::<u64>().ok();
+        match (name.as_str(), n) {
+            ("pfn" | "from" | "to", Some(n)) => push(format!("pfn:{n}")),
+            ("mm" | "child" | "holder", Some(n)) => push(format!("mm:{n}")),
+            ("addr", Some(n)) => push(format!("addr:{n:#x}")),
+            ("table", Some(n)) => push(format!("table:{n}")),
+            _ => {
+                if let Some(pfn) = value.split(' ').next().and_then(|w| w.strip_prefix("pfn")) {
+                    if let Ok(p) = pfn.parse::<u64>() {
+                        push(format!("pfn:{p}"));
+                    }
+                }
+            }
+        }
+    }
+    keys
+}
+
 /// Something a violation message names, in the oracle's words: `pfn 3`, `mm1`, `0x8000`,
 /// `table 2`.
 #[derive(Copy, Clone, PartialEq)]
@@ -323,6 +361,18 @@ impl Object {
                 (start, _) => start == Some(addr),
             },
             Object::Table(table) => any(&["table"], table),
+        }
+    }
+}
+
+impl Object {
+    /// The key [`object_keys`] gives events that touch it.
+    fn key(self) -> String {
+        match self {
+            Object::Pfn(pfn) => format!("pfn:{pfn}"),
+            Object::Mm(mm) => format!("mm:{mm}"),
+            Object::Addr(addr) => format!("addr:{addr:#x}"),
+            Object::Table(table) => format!("table:{table}"),
         }
     }
 }

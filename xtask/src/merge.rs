@@ -126,13 +126,8 @@ fn merge_campaign(states: Vec<(PathBuf, Value)>, out: &std::path::Path) -> Resul
             .map_err(|e| Fail::bad(format!("{}: {e}", path.display())))?;
         merged.merge(c);
     }
-    let mut r = run::Run::new(
-        &req,
-        out,
-        Some(run::state_path(out, &run::run_name(&req), Shard::ALL)),
-        Shard::ALL,
-        None,
-    )?;
+    let state = run::state_path(out, &run::run_name(&req), Shard::ALL);
+    let mut r = run::Run::new(&req, out, Some(state), Shard::ALL, None)?;
     r.campaign = merged;
     let complete = r.campaign.finished(&req, Shard::ALL);
     let (report, paths) = r.report(0)?;
@@ -141,10 +136,7 @@ fn merge_campaign(states: Vec<(PathBuf, Value)>, out: &std::path::Path) -> Resul
             .write(path)
             .map_err(|e| Fail::bad(format!("cannot write trace: {e}")))?;
     }
-    run::write_state(
-        &run::state_path(out, &run::run_name(&req), Shard::ALL),
-        &r.state_json(complete),
-    )?;
+    r.save()?;
     let v = json!({
         "complete": complete,
         "campaign": req.identity(),

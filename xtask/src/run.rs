@@ -521,8 +521,8 @@ pub struct Run<'a> {
     pub state: Option<PathBuf>,
     pub shard: Shard,
     pub campaign: Campaign,
-    /// Trace file per (kind, place), written as found.
-    pub traces: BTreeMap<(ViolationKind, String), PathBuf>,
+    /// The run's name (see [`run_name`]): its traces and state file are named after it.
+    pub name: String,
     /// Trace contents, for the report.
     pub trace_files: BTreeMap<(ViolationKind, String), TraceFile>,
     /// The first trace or state file that could not be written: the run goes on (its
@@ -539,28 +539,24 @@ impl<'a> Run<'a> {
         shard: Shard,
         resume: Option<Campaign>,
     ) -> Result<Run<'a>, Fail> {
-        let run = run_name(req);
+        let name = run_name(req);
         let campaign = match resume {
             Some(c) => c,
             None => {
-                remove_stale_traces(dir, &run)?;
+                remove_stale_traces(dir, &name)?;
                 Campaign::default()
             }
         };
-        let mut r = Run {
+        let r = Run {
             req,
             dir,
             state,
             shard,
             campaign,
-            traces: BTreeMap::new(),
+            name,
             trace_files: BTreeMap::new(),
             write_error: None,
         };
-        for (key, _) in r.campaign.found.clone() {
-            r.traces
-                .insert(key.clone(), dir.join(trace_name(&run, key.0, &key.1)));
-        }
         Ok(r)
     }
 
@@ -570,16 +566,17 @@ impl<'a> Run<'a> {
             "format": STATE_FORMAT,
             "version": STATE_VERSION,
             "kind": "campaign",
-            "run": run_name(self.req),
+            "run": self.name,
             "request": request_json(self.req),
             "shard": {"index": self.shard.index, "count": self.shard.count},
             "complete": complete,
             "campaign": self.campaign.to_json(),
-            "traces": self.traces.values().map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned())).collect::<Vec<_>>(),
+            "traces": self.campaign.found.keys().map(|(kind, at)| trace_name(&self.name, *kind, at)).collect::<Vec<_>>(),
         })
     }
 
-    fn save(&self) -> Result<(), Fail> {
+    /// Write the state file, if the run keeps one.
+    pub fn save(&self) -> Result<(), Fail> {
         match &self.state {
             Some(path) => write_state(
                 path,
@@ -613,7 +610,6 @@ impl<'a> Run<'a> {
         progress: impl FnMut(u64, usize, Option<String>),
     ) -> Result<bool, Fail> {
         let todo = self.campaign.todo(self.req, self.shard);
-        let run = run_name(self.req);
         let before = self.campaign.executions();
         self.save()?;
         let req = self.req;
@@ -630,7 +626,7 @@ impl<'a> Run<'a> {
                 found_so_far.set(self.campaign.found.len());
                 for key in changed {
                     let found = self.campaign.found[&key].clone();
-                    let path = self.dir.join(trace_name(&run, key.0, &key.1));
+                    let path = self.dir.join(trace_name(&self.name, key.0, &key.1));
                     let trace = match self.build_trace(&found) {
                         Ok(t) => t,
                         Err(e) => {
@@ -640,7 +636,6 @@ impl<'a> Run<'a> {
                     };
                     let written = trace.write(&path);
                     self.trace_files.insert(key.clone(), trace);
-                    self.traces.insert(key.clone(), path.clone());
                     match written {
                         Ok(()) => (progress.borrow_mut())(
                             done(),
@@ -686,13 +681,12 @@ impl<'a> Run<'a> {
         let report = self.campaign.report(self.req, elapsed_ms, |f| {
             files[&(f.violation.kind, f.violation.at.to_string())].clone()
         });
-        let run = run_name(self.req);
         let paths = report
             .violations
             .iter()
             .map(|r| {
                 self.dir.join(trace_name(
-                    &run,
+                    &self.name,
                     r.found.violation.kind,
                     r.found.violation.at,
                 ))

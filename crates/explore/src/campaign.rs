@@ -303,8 +303,14 @@ impl Campaign {
             self.done.insert(r.chunk, r.executions);
             self.single_schedule |= r.single_schedule;
         }
+        self.keep(r.found)
+    }
+
+    /// Fold findings in by the campaign's rule (earliest first execution; shortest
+    /// schedule, earliest among equals); returns the keys whose kept schedule changed.
+    fn keep(&mut self, found: Vec<Found>) -> Vec<(ViolationKind, String)> {
         let mut changed = Vec::new();
-        for f in r.found {
+        for f in found {
             let key = (f.violation.kind, f.violation.at.to_string());
             match self.found.get_mut(&key) {
                 Some(kept) => {
@@ -362,15 +368,7 @@ impl Campaign {
     pub fn merge(&mut self, other: Campaign) {
         self.done.extend(other.done);
         self.single_schedule |= other.single_schedule;
-        let mut found: Vec<Found> = other.found.into_values().collect();
-        found.sort_by_key(|f| f.first_at_execution);
-        self.add(ChunkResult {
-            chunk: usize::MAX,
-            executions: 0,
-            complete: false,
-            single_schedule: false,
-            found,
-        });
+        self.keep(other.found.into_values().collect());
     }
 
     /// The campaign as JSON, for its state file.
@@ -544,6 +542,16 @@ pub fn check_with(
     Ok((report, !campaign.finished(req, Shard::ALL)))
 }
 
+/// The step limit a campaign ran with, as its backend parameters record it (the command
+/// line's default, 20,000, when they do not say).
+fn recorded_steps_max(backend: &BackendInfo) -> usize {
+    backend
+        .params
+        .get("steps_max")
+        .and_then(serde_json::Value::as_u64)
+        .map_or(20_000, |n| n as usize)
+}
+
 /// Play `found`'s schedule again with tracing on and package it as a trace.
 pub fn trace_of(
     scenario: &Scenario,
@@ -556,11 +564,7 @@ pub fn trace_of(
     let config = scenario.kernel_config(*policy, arch);
     let (schedule, events) = match &found.schedule {
         Some(s) => {
-            let steps_max = backend
-                .params
-                .get("steps_max")
-                .and_then(serde_json::Value::as_u64)
-                .map_or(usize::MAX, |n| n as usize);
+            let steps_max = recorded_steps_max(backend);
             let (_, events) = capture(scenario, || {
                 replay_shuttle(s, steps_max, scenario.execution(config.clone()))
             });
@@ -870,12 +874,7 @@ pub fn replay_elsewhere(
             )))
         }
     };
-    let steps_max = trace
-        .backend
-        .params
-        .get("steps_max")
-        .and_then(serde_json::Value::as_u64)
-        .map_or(20_000, |n| n as usize);
+    let steps_max = recorded_steps_max(&trace.backend);
     let config = scenario.kernel_config(policy, arch);
     let (result, events) = capture(&scenario, || {
         replay_shuttle(&trace.schedule.data, steps_max, scenario.execution(config))
@@ -950,12 +949,7 @@ pub fn minimize_trace(
         ))
     })?;
     let at = place(&trace.violation.at);
-    let steps_max = trace
-        .backend
-        .params
-        .get("steps_max")
-        .and_then(serde_json::Value::as_u64)
-        .map_or(20_000, |n| n as usize);
+    let steps_max = recorded_steps_max(&trace.backend);
     let config = scenario.kernel_config(policy, arch);
     let execution = std::sync::Arc::new(scenario.execution(config.clone()));
     let want = crate::minimize::tasks_of(&trace.schedule.data)

@@ -78,15 +78,25 @@ where
     collector.into_outcome()
 }
 
-/// A checkpoint file of our own in the temporary directory, removed when dropped.
-/// A new, empty temporary file for loom's checkpoint, removed when dropped.
-fn checkpoint_file(what: &str) -> Result<tempfile::TempPath, String> {
-    tempfile::Builder::new()
+/// A temporary checkpoint file for loom, removed when dropped: holding `contents` (written
+/// before loom sees the name), or with `None` only a unique name and no file, since loom
+/// loads a checkpoint file that exists.
+fn checkpoint_file(what: &str, contents: Option<&str>) -> Result<tempfile::TempPath, String> {
+    use std::io::Write;
+    let fail = |e: std::io::Error| format!("cannot create loom's checkpoint file: {e}");
+    let mut file = tempfile::Builder::new()
         .prefix(&format!("cowbreak-loom-{what}-"))
         .suffix(".json")
         .tempfile()
-        .map(tempfile::NamedTempFile::into_temp_path)
-        .map_err(|e| format!("cannot create loom's checkpoint file: {e}"))
+        .map_err(fail)?;
+    if let Some(text) = contents {
+        file.write_all(text.as_bytes()).map_err(fail)?;
+    }
+    let path = file.into_temp_path();
+    if contents.is_none() {
+        std::fs::remove_file(&path).map_err(fail)?;
+    }
+    Ok(path)
 }
 
 /// The path of loom iteration `iteration` (1-based) of the exploration of `execution`
@@ -95,9 +105,7 @@ pub fn loom_path<F>(cfg: LoomConfig, iteration: u64, execution: F) -> Result<Str
 where
     F: Fn() -> Vec<Violation> + Send + Sync + 'static,
 {
-    let file = checkpoint_file("path")?;
-    // loom loads a checkpoint file that exists: keep the unique name, not the empty file.
-    std::fs::remove_file(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let file = checkpoint_file("path", None)?;
     let mut builder = cfg.builder();
     builder.checkpoint_file = Some(file.to_path_buf());
     // loom stores the path at the top of iteration i when i % interval == 0, then stops
@@ -126,8 +134,7 @@ where
             ));
         }
     }
-    let file = checkpoint_file("replay")?;
-    std::fs::write(&file, path).map_err(|e| format!("{}: {e}", file.display()))?;
+    let file = checkpoint_file("replay", Some(path))?;
     let seen = Arc::new(Mutex::new(None));
     let s = Arc::clone(&seen);
     let mut builder = cfg.builder();

@@ -13,16 +13,14 @@
 //! where the bound is small, [`no_violation_below`] searches every schedule with fewer
 //! preemptions (a preemption-bounded DFS) to show that none breaks the same way.
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
 
 use cowbreak_mm::{Violation, ViolationKind};
 use shuttle::scheduler::{Schedule, Scheduler, Task, TaskId};
-use shuttle::Runner;
 use shuttle_engine::scheduler::serialization::{deserialize_schedule, serialize_schedule};
 use shuttle_engine::scheduler::{DataSource, RandomDataSource, ScheduleStep};
 
-use crate::shuttle_backend::{config, quietly};
+use crate::shuttle_backend::{classify, execute_once};
 
 /// What one guided execution did.
 #[derive(Clone, Debug)]
@@ -91,36 +89,13 @@ where
     C: Choose + 'static,
     F: Fn() -> Vec<Violation> + Send + Sync + 'static,
 {
-    let seen = Arc::new(Mutex::new(None));
-    let body = {
-        let (seen, execution) = (Arc::clone(&seen), Arc::clone(execution));
-        move || {
-            let v = execution();
-            *seen.lock().unwrap_or_else(|p| p.into_inner()) = Some(v);
-        }
-    };
     let sched = Once {
         chooser,
         began: false,
         data: RandomDataSource::initialize(0),
     };
-    let runner = Runner::new(sched, config(steps_max));
-    match quietly(|| catch_unwind(AssertUnwindSafe(|| runner.run(body)))) {
-        Ok(_) => seen
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-            .unwrap_or_else(|| {
-                vec![Violation {
-                    kind: ViolationKind::Livelock,
-                    at: "scheduler",
-                    message: format!(
-                        "the execution did not finish within {steps_max} scheduling steps"
-                    ),
-                }]
-            }),
-        Err(p) => vec![crate::shuttle_backend::classify_payload(&*p)],
-    }
+    let execution = Arc::clone(execution);
+    execute_once(sched, steps_max, move || execution()).unwrap_or_else(|text| vec![classify(&text)])
 }
 
 /// Follows `want`, tolerating choices that do not fit: the running task goes on, else

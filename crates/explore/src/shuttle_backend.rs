@@ -105,16 +105,10 @@ impl Shared {
         }
         self.started = false;
         self.collector.steps += self.schedule.len() as u64;
-        let violations = match self.pending.take() {
-            Some(v) => v,
-            None => vec![Violation {
-                kind: ViolationKind::Livelock,
-                at: "scheduler",
-                message: format!(
-                    "the execution did not finish within {steps_max} scheduling steps"
-                ),
-            }],
-        };
+        let violations = self
+            .pending
+            .take()
+            .unwrap_or_else(|| vec![livelock(steps_max)]);
         if !violations.is_empty() {
             let encoded = serialize_schedule(&self.schedule);
             let len = self.schedule.len();
@@ -193,12 +187,9 @@ fn payload_text(payload: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "a model thread panicked".to_string())
 }
 
-/// What a failed execution's panic payload means (see `classify`).
-pub(crate) fn classify_payload(payload: &(dyn std::any::Any + Send)) -> Violation {
-    classify(&payload_text(payload))
-}
-
-fn classify(text: &str) -> Violation {
+/// What a failed execution's panic text means: a deadlock or a livelock from the
+/// scheduler, or a panic of the model itself.
+pub(crate) fn classify(text: &str) -> Violation {
     let kind = if text.starts_with("deadlock") {
         ViolationKind::Deadlock
     } else {
@@ -349,6 +340,44 @@ where
     F: Fn() -> Vec<Violation> + Send + Sync + 'static,
 {
     check_schedule(schedule)?;
+    let steps = Arc::new(Mutex::new(0));
+    let sched = Counting {
+        inner: ReplayScheduler::new_from_encoded(schedule),
+        steps: Arc::clone(&steps),
+    };
+    let result = execute_once(sched, steps_max, execution);
+    let steps = *steps.lock().unwrap_or_else(|p| p.into_inner());
+    match result {
+        Ok(violations) => Ok(Replayed { violations, steps }),
+        Err(text) if text.starts_with("deadlock") => Ok(Replayed {
+            violations: vec![classify(&text)],
+            steps,
+        }),
+        Err(text) => Err(shuttle_message(&text)),
+    }
+}
+
+/// The violation of an execution that did not finish within `steps_max` decisions.
+pub(crate) fn livelock(steps_max: usize) -> Violation {
+    Violation {
+        kind: ViolationKind::Livelock,
+        at: "scheduler",
+        message: format!("the execution did not finish within {steps_max} scheduling steps"),
+    }
+}
+
+/// Run `execution` once under `sched`: `Ok` with what the oracle reported (a livelock
+/// when it did not finish within `steps_max` decisions), `Err` with shuttle's panic text
+/// (a deadlock, a schedule that does not fit, a model panic).
+pub(crate) fn execute_once<S, F>(
+    sched: S,
+    steps_max: usize,
+    execution: F,
+) -> Result<Vec<Violation>, String>
+where
+    S: Scheduler + 'static,
+    F: Fn() -> Vec<Violation> + Send + Sync + 'static,
+{
     let seen = Arc::new(Mutex::new(None));
     let body = {
         let seen = Arc::clone(&seen);
@@ -357,42 +386,14 @@ where
             *seen.lock().unwrap_or_else(|p| p.into_inner()) = Some(v);
         }
     };
-    let steps = Arc::new(Mutex::new(0));
-    let sched = Counting {
-        inner: ReplayScheduler::new_from_encoded(schedule),
-        steps: Arc::clone(&steps),
-    };
     let runner = Runner::new(sched, config(steps_max));
-    let result = quietly(|| catch_unwind(AssertUnwindSafe(|| runner.run(body))));
-    let steps = *steps.lock().unwrap_or_else(|p| p.into_inner());
-    match result {
-        Ok(_) => {
-            let violations = seen
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .take()
-                .unwrap_or_else(|| {
-                    vec![Violation {
-                        kind: ViolationKind::Livelock,
-                        at: "scheduler",
-                        message: format!(
-                            "the execution did not finish within {steps_max} scheduling steps"
-                        ),
-                    }]
-                });
-            Ok(Replayed { violations, steps })
-        }
-        Err(payload) => {
-            let text = payload_text(&*payload);
-            if text.starts_with("deadlock") {
-                Ok(Replayed {
-                    violations: vec![classify(&text)],
-                    steps,
-                })
-            } else {
-                Err(shuttle_message(&text))
-            }
-        }
+    match quietly(|| catch_unwind(AssertUnwindSafe(|| runner.run(body)))) {
+        Ok(_) => Ok(seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .unwrap_or_else(|| vec![livelock(steps_max)])),
+        Err(payload) => Err(payload_text(&*payload)),
     }
 }
 
@@ -403,45 +404,17 @@ pub fn run_once<F>(seed: u64, steps_max: usize, execution: F) -> (Vec<Violation>
 where
     F: Fn() -> Vec<Violation> + Send + Sync + 'static,
 {
-    let cfg = ShuttleConfig {
-        strategy: Strategy::Random,
-        iterations: 1,
-        seed,
-        steps_max,
-        stop_after_first: false,
-    };
     let shared = Arc::new(Mutex::new(Shared::default()));
-    let seen = Arc::new(Mutex::new(None));
-    let body = {
-        let seen = Arc::clone(&seen);
-        move || {
-            let violations = execution();
-            *seen.lock().unwrap_or_else(|p| p.into_inner()) = Some(violations);
-        }
-    };
     let sched = Recording {
-        inner: RandomScheduler::new_from_seed(cfg.seed, 1),
+        inner: RandomScheduler::new_from_seed(seed, 1),
         shared: Arc::clone(&shared),
         steps_max,
         stop_after_first: false,
         control: Arc::new(Control::default()),
     };
-    let runner = Runner::new(sched, config(steps_max));
-    let result = quietly(|| catch_unwind(AssertUnwindSafe(|| runner.run(body))));
+    let violations =
+        execute_once(sched, steps_max, execution).unwrap_or_else(|text| vec![classify(&text)]);
     let shared = std::mem::take(&mut *shared.lock().unwrap_or_else(|p| p.into_inner()));
-    let finished = seen.lock().unwrap_or_else(|p| p.into_inner()).take();
-    let violations = match result {
-        Ok(_) => finished.unwrap_or_else(|| {
-            vec![Violation {
-                kind: ViolationKind::Livelock,
-                at: "scheduler",
-                message: format!(
-                    "the execution did not finish within {steps_max} scheduling steps"
-                ),
-            }]
-        }),
-        Err(payload) => vec![classify(&payload_text(&*payload))],
-    };
     (
         violations,
         serialize_schedule(&shared.schedule),

@@ -1,5 +1,5 @@
-//! `minimize` on every built-in race: the violation stays (kind and place), preemptions
-//! never grow (steps grow only to save a preemption), the result replays exactly, and on
+//! `minimize` on every built-in race: the violation stays (kind and place), neither
+//! preemptions nor steps grow, the result replays exactly, and on
 //! dirty-cow, huge-dirty-cow and fast-gup-vs-fork the bounded search below the result
 //! proves it minimal. Budget: each trace comes from 2,000 PCT (depth 3) executions,
 //! seed 0, on the scenario's newest buggy era on x86; the search and the proof get
@@ -29,7 +29,7 @@ fn minimize_keeps_the_violation_and_reaches_the_proven_minimum() {
                 sc.name
             );
         };
-        let m = campaign::minimize_trace(&found.trace, &sc.name, 20_000).unwrap();
+        let m = campaign::minimize_trace(&found.trace, &sc.name, 20_000, false).unwrap();
         let (b, a) = (&m.search.before, &m.search.after);
         assert_eq!(
             m.trace.violation.kind, found.trace.violation.kind,
@@ -48,13 +48,21 @@ fn minimize_keeps_the_violation_and_reaches_the_proven_minimum() {
             b.preemptions,
             a.preemptions
         );
-        if a.preemptions == b.preemptions {
-            assert!(
-                a.tasks.len() <= b.tasks.len(),
-                "{}: steps grew without saving a preemption",
-                sc.name
-            );
-        }
+        assert!(
+            a.tasks.len() <= b.tasks.len(),
+            "{}: steps grew {} -> {}",
+            sc.name,
+            b.tasks.len(),
+            a.tasks.len()
+        );
+        assert_eq!(
+            a.tasks.len(),
+            cowbreak::explore::minimize::tasks_of(&m.trace.schedule.data)
+                .map(|t| t.len())
+                .unwrap_or(0),
+            "{}: the written trace is not the schedule searched",
+            sc.name
+        );
         let again = campaign::replay(&m.trace, &sc.name).unwrap();
         assert!(
             again.exact(),
@@ -78,4 +86,39 @@ fn minimize_keeps_the_violation_and_reaches_the_proven_minimum() {
         seen += 1;
     }
     assert!(seen >= 10, "only {seen} race built-ins");
+}
+
+/// CVE-2020-29374 breaks with no preemption at all, but the sequential schedule takes a
+/// few more steps (the parent's `wait` blocks instead of finding its event signalled):
+/// by default the result keeps the original's length and reports the shorter-in-
+/// preemptions schedule; `may_lengthen` writes it. Budget as above.
+#[test]
+fn a_longer_schedule_with_fewer_preemptions_is_reported_or_taken_on_request() {
+    let sc = library::find("cve-2020-29374").unwrap();
+    let report = campaign::check(&CheckRequest::new(
+        sc.clone(),
+        Era::V4_4_289,
+        Arch::X86,
+        2_000,
+    ))
+    .unwrap();
+    let found = &report
+        .violations
+        .first()
+        .expect("4.4.289 on x86 breaks")
+        .trace;
+    let kept = campaign::minimize_trace(found, &sc.name, 20_000, false).unwrap();
+    let (b, a) = (&kept.search.before, &kept.search.after);
+    assert!(a.tasks.len() <= b.tasks.len());
+    let taken = campaign::minimize_trace(found, &sc.name, 20_000, true).unwrap();
+    assert_eq!(taken.search.after.preemptions, 0);
+    assert_eq!(taken.proven, Some(true));
+    // Seed 0's trace has preemptions to spare and no 0-preemption schedule as short.
+    assert!(a.preemptions > 0, "nothing left to report");
+    assert_eq!(kept.proven, Some(true));
+    let (p, n) = kept
+        .longer_below
+        .expect("fewer preemptions exist: they must be reported");
+    assert!(p < a.preemptions && n > b.tasks.len(), "({p}, {n})");
+    assert_eq!((p, n), (0, taken.search.after.tasks.len()));
 }

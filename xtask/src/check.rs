@@ -148,7 +148,7 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
     print_report(&report, &paths, args.json, finished, &req, shard);
     if args.minimize {
         for (v, path) in report.violations.iter().zip(&paths) {
-            let m = campaign::minimize_trace(&v.trace, &path.display().to_string(), 20_000)
+            let m = campaign::minimize_trace(&v.trace, &path.display().to_string(), 20_000, false)
                 .map_err(|e| Fail::bad(e.to_string()))?;
             let out = path.with_extension("min.json");
             m.trace

@@ -21,6 +21,11 @@ pub struct Args {
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
+    /// Let fewer preemptions win even when they take more steps than the original (by
+    /// default the result is never longer, and a shorter-in-preemptions but longer
+    /// schedule is only reported).
+    #[arg(long)]
+    may_lengthen: bool,
 }
 
 pub fn run(args: Args) -> Result<ExitCode, Fail> {
@@ -30,7 +35,7 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
         return Err(Fail::bad("--budget must be at least 1"));
     }
     let started = std::time::Instant::now();
-    let report = campaign::minimize_trace(&trace, &origin, args.budget)
+    let report = campaign::minimize_trace(&trace, &origin, args.budget, args.may_lengthen)
         .map_err(|e| Fail::bad(e.to_string()))?;
     let secs = started.elapsed().as_secs_f64();
     let stem = args
@@ -46,11 +51,18 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
         .write(&out)
         .map_err(|e| Fail::bad(format!("cannot write trace: {e}")))?;
     let (b, a) = (&report.search.before, &report.search.after);
+    let below = match report.longer_below {
+        Some((p, n)) => format!(
+            "; {p} preemption(s) give it too, but only in {n} steps (--may-lengthen writes it)"
+        ),
+        None => String::new(),
+    };
     let proof = match report.proven {
         Some(true) if a.preemptions == 0 => "minimal: no preemption at all".to_string(),
         Some(true) => format!(
-            "minimal: every schedule with at most {} preemption(s) was tried and none gives it",
-            a.preemptions - 1
+            "minimal: every schedule with at most {} preemption(s) was tried and none gives it in at most {} steps{below}",
+            a.preemptions - 1,
+            b.tasks.len()
         ),
         Some(false) => {
             "not proven: the bounded search found fewer preemptions that shrinking could not keep"
@@ -71,6 +83,7 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
                 "steps_after": a.tasks.len(),
                 "violation": {"kind": trace.violation.kind, "at": trace.violation.at},
                 "proven_minimal": report.proven,
+                "fewer_preemptions_in_more_steps": report.longer_below.map(|(p, n)| json!({"preemptions": p, "steps": n})),
                 "executions": report.search.tries,
                 "seconds": secs,
                 "trace": out.display().to_string(),

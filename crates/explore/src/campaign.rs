@@ -920,20 +920,30 @@ pub struct MinimizeReport {
     /// The trace of the smallest schedule, confirmed by an exact replay.
     pub trace: TraceFile,
     /// `Some(true)`: every schedule with fewer preemptions was tried and none breaks the
-    /// same way (the minimum is proven); `Some(false)`: the search found one but the
+    /// same way within the original's steps (the minimum is proven; see `longer_below`
+    /// for one that does in more steps); `Some(false)`: the search found one but the
     /// shrinking lost it (should not happen); `None`: the bounded search did not finish
     /// in its budget.
     pub proven: Option<bool>,
+    /// The (preemptions, steps) of the shortest schedule with fewer preemptions that
+    /// breaks the same way, when it takes more steps than the original. Minimizing never
+    /// lengthens a trace, so it is reported, not written.
+    pub longer_below: Option<(usize, usize)>,
 }
 
 /// Shrink the schedule of `trace` (read from `origin`) to the fewest preemptions, then
 /// the fewest steps, that still give its violation (same kind, same place); confirm it
 /// by replay; and, within `budget` executions, search every schedule with fewer
 /// preemptions for the same violation.
+///
+/// The result never takes more steps than the original unless `may_lengthen`: then
+/// fewer preemptions win whatever the steps (a spin or a blocking wait that now waits
+/// its turn costs a few).
 pub fn minimize_trace(
     trace: &TraceFile,
     origin: &str,
     budget: usize,
+    may_lengthen: bool,
 ) -> Result<MinimizeReport, BadTrace> {
     let (scenario, era, arch, policy) = rebuild(trace, origin)?;
     if trace.schedule.encoding != "shuttle" {
@@ -954,30 +964,39 @@ pub fn minimize_trace(
     let execution = std::sync::Arc::new(scenario.execution(config.clone()));
     let want = crate::minimize::tasks_of(&trace.schedule.data)
         .ok_or_else(|| BadTrace(format!("{origin}: not a shuttle schedule")))?;
-    let mut search = crate::minimize::minimize_from(&want, kind, at, steps_max, budget, &execution)
-        .map_err(|e| BadTrace(format!("{origin}: {e}")))?;
+    let ceiling = if may_lengthen { usize::MAX } else { want.len() };
+    let mut search =
+        crate::minimize::minimize_from(&want, kind, at, steps_max, budget, ceiling, &execution)
+            .map_err(|e| BadTrace(format!("{origin}: {e}")))?;
     // Ask a bounded search below the preemptions reached; a schedule it finds is shrunk
-    // in turn (fewer preemptions win over fewer steps).
+    // in turn, and kept when it fits in the original's steps.
+    let mut longer_below = None;
     let proven = loop {
         let p = search.after.preemptions;
         if p == 0 {
             break Some(true);
         }
         let e = std::sync::Arc::clone(&execution);
-        match crate::minimize::search_below(p - 1, kind, at, steps_max, budget, move || e()) {
+        let below =
+            crate::minimize::search_below(p - 1, kind, at, steps_max, budget, ceiling, move || e());
+        let (tasks, exhausted) = match below {
             crate::minimize::Below::Clean => break Some(true),
             crate::minimize::Below::Unfinished => break None,
-            crate::minimize::Below::Found(tasks) => {
-                let next =
-                    crate::minimize::minimize_from(&tasks, kind, at, steps_max, budget, &execution)
-                        .map_err(|e| BadTrace(format!("{origin}: {e}")))?;
-                search.tries += next.tries;
-                if next.after.preemptions < p {
-                    search.after = next.after;
-                } else {
-                    break Some(false);
-                }
-            }
+            crate::minimize::Below::Found(tasks) => (tasks, false),
+            crate::minimize::Below::Longer(tasks) => (tasks, true),
+        };
+        let next = crate::minimize::minimize_from(
+            &tasks, kind, at, steps_max, budget, ceiling, &execution,
+        )
+        .map_err(|e| BadTrace(format!("{origin}: {e}")))?;
+        search.tries += next.tries;
+        let a = &next.after;
+        if a.preemptions < p && a.tasks.len() <= ceiling {
+            search.after = next.after;
+        } else {
+            longer_below = (a.preemptions < p).then_some((a.preemptions, a.tasks.len()));
+            // Every schedule below the bound was run: those that break all take longer.
+            break Some(exhausted && longer_below.is_some());
         }
     };
     // Confirm with shuttle's own replay, and capture the events.
@@ -1032,5 +1051,6 @@ pub fn minimize_trace(
         search,
         trace: min,
         proven,
+        longer_below,
     })
 }

@@ -7,11 +7,11 @@
 //! (Hypothesis's tolerant replay). The search edits the schedule as runs of one task:
 //! moving a run to join the previous or next run of the same task removes a context
 //! switch (dejafu's normal form moves independent steps the same way), and deleting a
-//! single step shortens spins. An edit is kept when the violation stays and
-//! (preemptions, steps) gets smaller in that order: a schedule with fewer preemptions
-//! wins even when it takes a few more steps (a spin that now waits its turn). The result is confirmed by an exact replay, and,
-//! where the bound is small, [`no_violation_below`] searches every schedule with fewer
-//! preemptions (a preemption-bounded DFS) to show that none breaks the same way.
+//! single step shortens spins. An edit is kept when the violation stays, the steps stay
+//! within a ceiling (the original's: minimizing never lengthens a trace), and
+//! (preemptions, steps) gets smaller in that order. The result is confirmed by an exact
+//! replay, and, where the bound is small, [`search_below`] searches every schedule with
+//! fewer preemptions (a preemption-bounded DFS) to show that none breaks the same way.
 
 use std::sync::{Arc, Mutex};
 
@@ -198,16 +198,27 @@ where
     F: Fn() -> Vec<Violation> + Send + Sync + 'static,
 {
     let want = tasks_of(encoded).ok_or("not a shuttle schedule")?;
-    minimize_from(&want, kind, at, steps_max, budget, &Arc::new(execution))
+    minimize_from(
+        &want,
+        kind,
+        at,
+        steps_max,
+        budget,
+        want.len(),
+        &Arc::new(execution),
+    )
 }
 
-/// [`minimize`] from a schedule given as its task choices.
+/// [`minimize`] from a schedule given as its task choices, keeping at most `ceiling`
+/// steps. A start above the ceiling is shrunk towards it first (a schedule under the
+/// ceiling beats any above it), so a result may still lie above it: the caller checks.
 pub fn minimize_from<F>(
     want: &[usize],
     kind: ViolationKind,
     at: &str,
     steps_max: usize,
     budget: usize,
+    ceiling: usize,
     execution: &Arc<F>,
 ) -> Result<Minimized, String>
 where
@@ -220,10 +231,9 @@ where
     }
     let mut best = before.clone();
     let mut tries = 1;
-    // Fewer preemptions, or as many and fewer steps.
-    let better = |p: &Played, best: &Played| {
-        breaks(p, kind, at) && (p.preemptions, p.tasks.len()) < (best.preemptions, best.tasks.len())
-    };
+    // Under the ceiling, then fewer preemptions, then fewer steps.
+    let key = |p: &Played| (p.tasks.len() > ceiling, p.preemptions, p.tasks.len());
+    let better = |p: &Played, best: &Played| breaks(p, kind, at) && key(p) < key(best);
     'search: loop {
         let cur = best.tasks.clone();
         let rs = runs(&cur);
@@ -279,20 +289,26 @@ where
 pub enum Below {
     /// Every schedule within the bound was run; none breaks that way.
     Clean,
-    /// This schedule (its task choices) breaks that way within the bound.
+    /// This schedule (its task choices) breaks that way within the bound and the
+    /// ceiling on steps.
     Found(Vec<usize>),
+    /// Every schedule within the bound was run; those that break that way all take more
+    /// steps than the ceiling, and this is the shortest of them.
+    Longer(Vec<usize>),
     /// The budget ran out first.
     Unfinished,
 }
 
-/// Whether some schedule with at most `bound` preemptions breaks `kind` at `at`:
-/// a depth-first search over every such schedule (at most `budget` executions).
+/// Whether some schedule with at most `bound` preemptions and at most `ceiling` steps
+/// breaks `kind` at `at`: a depth-first search over every schedule within the bound (at
+/// most `budget` executions) that stops at the first that fits the ceiling.
 pub fn search_below<F>(
     bound: usize,
     kind: ViolationKind,
     at: &str,
     steps_max: usize,
     budget: usize,
+    ceiling: usize,
     execution: F,
 ) -> Below
 where
@@ -301,7 +317,8 @@ where
     let execution = Arc::new(execution);
     // The tree: at each step, the choices in order (the running task first) and the one
     // taken. Each execution follows the stack's prefix and extends it.
-    let mut stack: Vec<(Vec<usize>, usize)> = Vec::new();
+    let mut stack: Stack = Vec::new();
+    let mut longer: Option<Vec<usize>> = None;
     for _ in 0..budget {
         let shared = Arc::new(Mutex::new((stack.clone(), 0usize, 0usize)));
         let dfs = Dfs {
@@ -311,7 +328,13 @@ where
         let violations = execute(dfs, steps_max, &execution);
         stack = std::mem::take(&mut shared.lock().unwrap_or_else(|p| p.into_inner()).0);
         if violations.iter().any(|v| v.kind == kind && v.at == at) {
-            return Below::Found(stack.iter().map(|(c, t)| c[*t]).collect());
+            let tasks: Vec<usize> = stack.iter().map(|(c, t)| c[*t]).collect();
+            if tasks.len() <= ceiling {
+                return Below::Found(tasks);
+            }
+            if longer.as_ref().is_none_or(|l| tasks.len() < l.len()) {
+                longer = Some(tasks);
+            }
         }
         // Backtrack: the deepest step with a choice left takes its next one.
         while let Some((choices, taken)) = stack.last_mut() {
@@ -322,15 +345,18 @@ where
             stack.pop();
         }
         if stack.is_empty() {
-            return Below::Clean;
+            return longer.map_or(Below::Clean, Below::Longer);
         }
     }
     Below::Unfinished
 }
 
+/// The depth-first search's tree: at each step, the choices in order and the one taken.
+type Stack = Vec<(Vec<usize>, usize)>;
+
 /// The chooser of [`search_below`]: (stack, position, preemptions so far).
 struct Dfs {
-    shared: Arc<Mutex<(Vec<(Vec<usize>, usize)>, usize, usize)>>,
+    shared: Arc<Mutex<(Stack, usize, usize)>>,
     bound: usize,
 }
 

@@ -111,9 +111,9 @@ pub fn render_html_with(trace: &TraceFile, extras: &HtmlExtras<'_>) -> String {
             out += "<div class=\"pair\">\n<div>\n<h2>as found</h2>\n";
             let anchored = table(&mut out, &view, "trace");
             out += "</div>\n<div>\n<h2>minimized</h2>\n";
-            write!(
+            writeln!(
                 out,
-                "<p class=\"header\">{} scheduling steps (from {})</p>\n",
+                "<p class=\"header\">{} scheduling steps (from {})</p>",
                 min.schedule.steps, trace.schedule.steps
             )
             .unwrap();

@@ -29,6 +29,10 @@ pub struct KernelConfig {
     pub nr_tables: usize,
     /// mm slots (processes). mm 0 is live at boot; fork fills the others.
     pub nr_mms: usize,
+    /// The threads of each process (index: mm slot), its `mm_users` once it is alive:
+    /// mm 0's at boot, a forked child's from `dup_mm` on (its first thread's
+    /// `clone(CLONE_VM)`s counted at once). A slot not listed has one thread.
+    pub threads: Vec<usize>,
     /// CPUs, one per model thread.
     pub nr_cpus: usize,
     /// Files, by size in pages, whose page cache is filled at boot.
@@ -39,6 +43,11 @@ pub struct KernelConfig {
 }
 
 impl KernelConfig {
+    /// The threads of process `mm` ([`Self::threads`]).
+    pub fn users(&self, mm: usize) -> u64 {
+        self.threads.get(mm).map_or(1, |&n| n.max(1) as u64)
+    }
+
     /// A small kernel for `era` on x86: 16 frames, 8 tables, 3 mms, 3 CPUs, no files.
     pub fn new(era: Era) -> Self {
         KernelConfig::for_arch(era, Arch::X86)
@@ -52,6 +61,7 @@ impl KernelConfig {
             nr_frames: 16,
             nr_tables: 8,
             nr_mms: 3,
+            threads: Vec::new(),
             nr_cpus: 3,
             files: Vec::new(),
             gup_retries_max: 16,
@@ -92,6 +102,8 @@ pub struct Kernel {
     /// (`unlink_anon_vmas`) takes it for write before page tables are freed.
     pub anon_vma_lock: RwLock<()>,
     pub(crate) gup_retries_max: usize,
+    /// The threads of each process ([`KernelConfig::threads`]).
+    pub(crate) threads: Vec<u64>,
 }
 
 impl Kernel {
@@ -112,7 +124,10 @@ impl Kernel {
             },
             frames: FramePool::new(config.nr_frames),
             tables: TablePool::new(config.nr_tables),
-            mms: (0..config.nr_mms).map(MmStruct::new).collect(),
+            mms: (0..config.nr_mms)
+                .map(|id| MmStruct::new(id, if id == 0 { config.users(0) } else { 0 }))
+                .collect(),
+            threads: (0..config.nr_mms).map(|id| config.users(id)).collect(),
             cpus: (0..config.nr_cpus).map(|_| Cpu::default()).collect(),
             files: Vec::new(),
             oracle: Oracle::new(config.nr_frames, config.nr_tables),
@@ -180,6 +195,11 @@ impl Kernel {
                 format!("mm{id}.write_protect_seq")
             });
             name(at(&m.has_pinned), 0, || format!("mm{id}.has_pinned"));
+            name(
+                at(&m.mm_users),
+                u64::from(id == 0) * self.threads[0],
+                || format!("mm{id}.mm_users"),
+            );
         }
         for (c, cpu) in self.cpus.iter().enumerate() {
             name(at(&cpu.epoch), 0, || format!("cpu{c}.epoch"));

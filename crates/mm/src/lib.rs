@@ -158,9 +158,10 @@ impl<'k> Task<'k> {
     pub fn fork(&self, child: MmId) -> Result<(), Errno> {
         self.k.fork(self.cpu, self.mm, child)
     }
-    /// exit() of the last thread of the mm.
-    pub fn exit(&self) -> Result<(), Errno> {
-        self.k.exit_mmap(self.cpu, self.mm)
+    /// This thread's exit (`do_exit` -> `exit_mm` -> `mmput`): the mm goes when its
+    /// last user leaves. Returns whether it did.
+    pub fn exit(&self) -> Result<bool, Errno> {
+        self.k.mmput(self.cpu, self.mm)
     }
     /// `munmap(start, pages * PAGE_SIZE)`.
     pub fn munmap(&self, start: Addr, pages: u64) -> Result<(), Errno> {

@@ -142,10 +142,13 @@ pub struct MmStruct {
     /// `has_pinned` (v5.9, 008cfe4418b3: an `atomic_t` set with `atomic_set`, read with
     /// `atomic_read`; the MMF_HAS_PINNED bit of `mm->flags` from v5.13): 0 or 1.
     pub has_pinned: AtomicU64,
+    /// `mm_users` (an `atomic_t`): the threads using the address space (and the
+    /// `mmget` references of others). `mmput` tears the mm down at zero.
+    pub mm_users: AtomicU64,
 }
 
 impl MmStruct {
-    pub(crate) fn new(id: MmId) -> Self {
+    pub(crate) fn new(id: MmId, users: u64) -> Self {
         MmStruct {
             id,
             mmap_lock: RwLock::new(Vmas::default()),
@@ -153,6 +156,7 @@ impl MmStruct {
             pmd: std::array::from_fn(|_| AtomicU64::new(0)),
             write_protect_seq: AtomicU64::new(0),
             has_pinned: AtomicU64::new(0),
+            mm_users: AtomicU64::new(users),
         }
     }
 }

@@ -376,6 +376,19 @@ impl Kernel {
         Ok(())
     }
 
+    /// `mmput` (kernel/fork.c), as `exit_mm` calls it when a thread exits:
+    /// `atomic_dec_and_test(&mm->mm_users)`, and the last user's `__mmput` runs
+    /// `exit_mmap`. Returns whether this was the last user.
+    pub fn mmput(&self, cpu: usize, mm: MmId) -> Result<bool, Errno> {
+        let before = self.mo.atomic_fetch_sub(1, &self.mm(mm).mm_users);
+        tracing::trace!(target: "cowbreak::mm", cpu, mm, func = "mmput", users = before - 1);
+        if before == 1 {
+            self.exit_mmap(cpu, mm)?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
     /// `exit_mmap` (from `mmput` when the last user exits): zap every vma, free every
     /// page table, flush; the address space is dead. Pins held elsewhere stay.
     pub fn exit_mmap(&self, cpu: usize, mm: MmId) -> Result<(), Errno> {
@@ -413,6 +426,9 @@ impl Kernel {
         cv.list = pv.list.clone();
         cv.dead = false;
         self.mo.atomic_set(&self.mm(child).has_pinned, 0);
+        // `mm_init`: atomic_set(&mm->mm_users, 1), and the child's further threads.
+        self.mo
+            .atomic_set(&self.mm(child).mm_users, self.threads[child]);
         let mut res = Ok(());
         for vma in &pv.list {
             res = self.copy_page_range(parent, child, vma);

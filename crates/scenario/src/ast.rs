@@ -131,8 +131,13 @@ pub enum Op {
     Write(Loc, u32),
     /// fork(), creating process index `.0`.
     Fork(usize),
-    /// exit(): the mm goes away.
+    /// exit(): this thread leaves (`do_exit` -> `exit_mm` -> `mmput`); the mm goes
+    /// (`exit_mmap`) when its last thread has left.
     Exit,
+    /// exit_group(): every thread of the process leaves (`do_group_exit`: siblings
+    /// finish the operation they are in, or wake from a `wait`, and exit; a thread whose
+    /// operations have ended exits at once), then this one.
+    ExitGroup,
     /// munmap of `pages` pages.
     Munmap(Loc, u64),
     /// MADV_DONTNEED of `pages` pages.
@@ -170,6 +175,7 @@ impl Op {
             Op::Write(..) => "write",
             Op::Fork(_) => "fork",
             Op::Exit => "exit",
+            Op::ExitGroup => "exit-group",
             Op::Munmap(..) => "munmap",
             Op::MadviseDontneed(..) => "madvise-dontneed",
             Op::Mprotect(..) => "mprotect",

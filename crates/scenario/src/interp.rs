@@ -2,7 +2,7 @@
 //! `cowbreak-sync` was built for, one model thread per scenario thread.
 
 use cowbreak_mm::{Arch, Era, Kernel, KernelConfig, Pin, Policy, Task, Violation, PAGE_SIZE};
-use cowbreak_sync::{thread, Arc, Event};
+use cowbreak_sync::{thread, Arc, Event, Ghost};
 
 use crate::ast::{Init, Op, Scenario, ThreadDecl};
 
@@ -44,6 +44,9 @@ impl Scenario {
             // touches, and one spare.
             nr_tables: procs * (table_spans + 1),
             nr_mms: procs,
+            threads: (0..procs)
+                .map(|p| self.threads.iter().filter(|t| t.process == p).count())
+                .collect(),
             // One CPU per thread, and one more for setup.
             nr_cpus: self.setup_cpu() + 1,
             files: self.files.iter().map(|f| f.pages).collect(),
@@ -87,21 +90,29 @@ fn run(sc: &std::sync::Arc<Scenario>, config: &KernelConfig) -> Vec<Violation> {
     setup(sc, &k);
     let ready: Arc<Vec<Event>> = Arc::new(sc.processes.iter().map(|_| Event::new()).collect());
     let points: Arc<Vec<Event>> = Arc::new(sc.points.iter().map(|_| Event::new()).collect());
+    let groups: Arc<Ghost<Vec<Group>>> = Arc::new(Ghost::new(
+        sc.processes.iter().map(|_| Group::default()).collect(),
+    ));
     let handles: Vec<_> = (0..sc.threads.len())
         .map(|cpu| {
-            let (sc, k, ready, points) = (
+            let (sc, k, ready, points, groups) = (
                 std::sync::Arc::clone(sc),
                 Arc::clone(&k),
                 Arc::clone(&ready),
                 Arc::clone(&points),
+                Arc::clone(&groups),
             );
             thread::spawn(move || {
+                let shared = Shared {
+                    ready: &ready,
+                    points: &points,
+                    groups: &groups,
+                };
                 run_thread(
                     &sc,
                     &sc.threads[cpu],
                     &Task::new(&k, cpu, sc.threads[cpu].process),
-                    &ready,
-                    &points,
+                    &shared,
                 )
             })
         })
@@ -142,13 +153,46 @@ fn setup(sc: &Scenario, k: &Kernel) {
     }
 }
 
-fn run_thread(sc: &Scenario, t: &ThreadDecl, task: &Task<'_>, ready: &[Event], points: &[Event]) {
-    if t.process != 0 {
+/// A process's threads as `exit_group` sees them: not model state (signal delivery is
+/// bookkeeping here; what matters is the `mmput` each thread then does).
+#[derive(Default)]
+struct Group {
+    /// `SIGNAL_GROUP_EXIT`: an `exit-group` ran; every thread leaves at its next
+    /// operation boundary or killable wait.
+    killed: bool,
+    /// Threads whose operations have ended without an `exit`: they stay (as a thread
+    /// blocked in `pause()` does), holding their `mm_users`, until killed.
+    parked: Vec<usize>,
+}
+
+/// What the threads of one execution share besides the kernel.
+struct Shared<'a> {
+    ready: &'a [Event],
+    points: &'a [Event],
+    groups: &'a Ghost<Vec<Group>>,
+}
+
+fn run_thread(sc: &Scenario, t: &ThreadDecl, task: &Task<'_>, sh: &Shared<'_>) {
+    let Shared {
+        ready,
+        points,
+        groups,
+    } = *sh;
+    let p = t.process;
+    if p != 0 {
         // A forked process's threads start once the fork has returned.
-        ready[t.process].wait();
+        ready[p].wait();
     }
+    let killed = || groups.with(|g| g[p].killed);
+    let mut exited = false;
     let mut pins: Vec<Option<Pin>> = vec![None; t.pins.len()];
     for step in &t.steps {
+        if !exited && killed() {
+            // The pending SIGKILL: the thread leaves instead of going on.
+            let r = task.exit();
+            tracing::trace!(target: "cowbreak::scenario", cpu = task.cpu, func = "killed", line = step.line, result = ?r);
+            return;
+        }
         let result: Result<(), cowbreak_mm::Errno> = match step.op {
             Op::Read(loc) => task.read(sc.addr(loc)).map(|_| ()),
             Op::Write(loc, v) => task.write(sc.addr(loc), v),
@@ -157,7 +201,28 @@ fn run_thread(sc: &Scenario, t: &ThreadDecl, task: &Task<'_>, ready: &[Event], p
                 ready[child].signal();
                 r
             }
-            Op::Exit => task.exit(),
+            Op::Exit => {
+                exited = true;
+                task.exit().map(|_| ())
+            }
+            Op::ExitGroup => {
+                exited = true;
+                // `do_group_exit` -> `zap_other_threads`: every sibling is sent SIGKILL;
+                // those already parked leave now (their `mmput` done here), the others
+                // at their next step; killable waits wake.
+                let parked = groups.with(|g| {
+                    g[p].killed = true;
+                    std::mem::take(&mut g[p].parked)
+                });
+                for e in points {
+                    e.kick();
+                }
+                let mut r = Ok(());
+                for _ in parked {
+                    r = r.and(task.exit().map(|_| ()));
+                }
+                r.and(task.exit().map(|_| ()))
+            }
             Op::Munmap(loc, pages) => task.munmap(sc.addr(loc), pages),
             Op::MadviseDontneed(loc, pages) => task.madvise_dontneed(sc.addr(loc), pages),
             Op::Mprotect(loc, pages, prot) => task.mprotect(sc.addr(loc), pages, prot),
@@ -186,10 +251,24 @@ fn run_thread(sc: &Scenario, t: &ThreadDecl, task: &Task<'_>, ready: &[Event], p
             Op::Wait(p) => {
                 // Said before blocking, so that a deadlock's trace shows who waits where.
                 tracing::trace!(target: "cowbreak::scenario", cpu = task.cpu, func = "wait", line = step.line, "waits");
-                points[p].wait();
+                points[p].wait_unless(|| !exited && killed());
                 Ok(())
             }
         };
         tracing::trace!(target: "cowbreak::scenario", cpu = task.cpu, func = step.op.keyword(), line = step.line, result = ?result);
+    }
+    if exited {
+        return;
+    }
+    // The operations have ended: park, or leave at once if the group is exiting.
+    let leave = groups.with(|g| {
+        g[p].killed || {
+            g[p].parked.push(task.cpu);
+            false
+        }
+    });
+    if leave {
+        let r = task.exit();
+        tracing::trace!(target: "cowbreak::scenario", cpu = task.cpu, func = "killed", result = ?r);
     }
 }

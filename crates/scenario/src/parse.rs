@@ -54,6 +54,7 @@ pub const OP_KEYWORDS: &[&str] = &[
     "write",
     "fork",
     "exit",
+    "exit-group",
     "munmap",
     "madvise-dontneed",
     "mprotect",
@@ -638,6 +639,25 @@ impl Parser<'_> {
                         format!("expected `thread NAME:` before the first operation, found `{op}`"),
                     ));
                 }
+                let thread = self.sc.threads.last().expect("checked above");
+                if let Some(gone) = thread
+                    .steps
+                    .iter()
+                    .find(|s| matches!(s.op, Op::Exit | Op::ExitGroup))
+                {
+                    if kw.text != "signal" {
+                        return Err(line.err(
+                            kw.col,
+                            format!(
+                                "expected only `signal` after `{}` (line {}): thread `{}` is gone (a `signal` stands for the parent's waitpid), found `{}`",
+                                gone.op.keyword(),
+                                gone.line,
+                                thread.name,
+                                kw.text
+                            ),
+                        ));
+                    }
+                }
                 let step = self.op(line, &kw)?;
                 self.sc
                     .threads
@@ -1061,6 +1081,7 @@ impl Parser<'_> {
                 Op::Fork(self.sc.processes.len() - 1)
             }
             "exit" => Op::Exit,
+            "exit-group" => Op::ExitGroup,
             "munmap" | "madvise-dontneed" => {
                 let loc = self.loc(line)?;
                 let (pages, _) = self.pages_opt(line, loc, &[])?;

@@ -137,10 +137,27 @@ impl Event {
 
     /// Block until the event has been signalled.
     pub fn wait(&self) {
+        self.wait_unless(|| false);
+    }
+
+    /// Block until the event has been signalled or, after a [`Event::kick`], `stop()`
+    /// holds (a killable wait: `stop` asks whether a fatal signal is pending). Returns
+    /// whether the event was signalled.
+    pub fn wait_unless(&self, stop: impl Fn() -> bool) -> bool {
         let mut set = self.set.lock().unwrap_or_else(|p| p.into_inner());
         while !*set {
+            if stop() {
+                return false;
+            }
             set = self.cond.wait(set).unwrap_or_else(|p| p.into_inner());
         }
+        true
+    }
+
+    /// Wake every waiter without signalling, so that each asks its `stop` again.
+    pub fn kick(&self) {
+        let _set = self.set.lock().unwrap_or_else(|p| p.into_inner());
+        self.cond.notify_all();
     }
 }
 

@@ -160,6 +160,13 @@ policy! {
     no_foll_cow = "5535be309971", "v6.0", Era;
     /// Fast GUP rechecks the PMD as well as the PTE after grabbing the page.
     gup_fast_recheck_pmd = "70cbc3cc78a9", "v6.0", Era;
+    /// khugepaged's `collapse_huge_page` (and `collapse_and_free_pmd`) calls
+    /// `tlb_remove_table_sync_one()` after `pmdp_collapse_flush`: an IPI that waits for
+    /// every interrupts-off GUP-fast, so that the PTE table it takes away (deposited with
+    /// the huge PMD, freed by a later zap, or freed at once) is not freed or reused
+    /// under a walker. Before the refcount check, it also closes 70cbc3cc78a9's race on
+    /// architectures whose TLB flush waits for nobody (arm64). Cc stable (4.14 - 6.0).
+    khugepaged_ipi_before_table_free = "2ba99c5e0881", "v6.1", Era;
     /// The barriers between clearing PG_anon_exclusive and RCU GUP-fast:
     /// `page_try_share_anon_rmap` has `smp_mb()` before its `page_maybe_dma_pinned`
     /// check and `smp_mb__after_atomic()` after clearing the flag; `try_grab_folio` has
@@ -393,6 +400,7 @@ impl Era {
                 }
                 if self >= Era::V6_1 {
                     p.anon_exclusive_barriers = true;
+                    p.khugepaged_ipi_before_table_free = true;
                 }
                 if self >= Era::V6_2 {
                     p.unshare_any_cow_mapping = true;

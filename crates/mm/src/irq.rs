@@ -117,7 +117,6 @@ impl Kernel {
 
     /// `tlb_remove_table_sync_one`: an IPI to every CPU, waiting (so it waits for
     /// interrupts-off walkers whatever the TLB flush does).
-    #[allow(dead_code)]
     pub(crate) fn tlb_remove_table_sync_one(&self, cpu: usize) {
         self.wait_for_cpus(cpu, Waits::Ipi, "tlb_remove_table_sync_one");
     }

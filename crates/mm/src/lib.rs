@@ -61,6 +61,7 @@ pub mod era;
 pub mod gup;
 pub mod irq;
 mod kernel;
+mod khugepaged;
 mod ksm;
 pub mod memory;
 mod migrate;
@@ -206,6 +207,11 @@ impl<'k> Task<'k> {
     /// Migrate the page at `addr` (`move_pages(2)` of one anon page).
     pub fn migrate(&self, addr: Addr) -> Result<(), Errno> {
         self.k.migrate(self.cpu, self.mm, addr)
+    }
+    /// `madvise(MADV_COLLAPSE)` of the PMD range holding `addr`: khugepaged's
+    /// `collapse_huge_page`.
+    pub fn collapse(&self, addr: Addr) -> Result<(), Errno> {
+        self.k.collapse_huge_page(self.cpu, self.mm, addr)
     }
     /// KSM merges the page at `addr` with a KSM page of the same contents.
     pub fn ksm_merge(&self, addr: Addr) -> Result<(), Errno> {

@@ -42,7 +42,7 @@ impl VmFault<'_> {
 }
 
 /// `maybe_mkwrite`: writable only if the vma is.
-fn maybe_mkwrite(pte: Pte, vma: &Vma) -> Pte {
+pub(crate) fn maybe_mkwrite(pte: Pte, vma: &Vma) -> Pte {
     if vma.flags & vm::WRITE != 0 {
         pte.mkwrite()
     } else {

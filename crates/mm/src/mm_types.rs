@@ -1,7 +1,7 @@
 //! `struct vm_area_struct` and `struct mm_struct` (include/linux/mm_types.h).
 
 use cowbreak_sync::atomic::AtomicU64;
-use cowbreak_sync::{Mutex, RwLock};
+use cowbreak_sync::{Ghost, Mutex, RwLock};
 
 use crate::pgtable::{Addr, PTRS_PER_PMD};
 
@@ -145,6 +145,9 @@ pub struct MmStruct {
     /// `mm_users` (an `atomic_t`): the threads using the address space (and the
     /// `mmget` references of others). `mmput` tears the mm down at zero.
     pub mm_users: AtomicU64,
+    /// The PTE tables deposited with huge PMDs (`pgtable_trans_huge_deposit`), by PMD
+    /// index: only a collapse deposits in the model. Touched under `page_table_lock`.
+    pub deposited: Ghost<[Option<usize>; PTRS_PER_PMD]>,
 }
 
 impl MmStruct {
@@ -157,6 +160,7 @@ impl MmStruct {
             write_protect_seq: AtomicU64::new(0),
             has_pinned: AtomicU64::new(0),
             mm_users: AtomicU64::new(users),
+            deposited: Ghost::new([None; PTRS_PER_PMD]),
         }
     }
 }

@@ -48,7 +48,7 @@ impl Prot {
 }
 
 /// The page addresses in `[start, end)`.
-fn page_range(start: Addr, end: Addr) -> impl Iterator<Item = Addr> {
+pub(crate) fn page_range(start: Addr, end: Addr) -> impl Iterator<Item = Addr> {
     (start..end).step_by(PAGE_SIZE as usize)
 }
 
@@ -176,6 +176,9 @@ impl Kernel {
                 if old.is_huge() && !old.leaf().special() {
                     self.page_remove_rmap(old.leaf().pfn(), "zap_huge_pmd");
                     batch.push(old.leaf().pfn());
+                }
+                if old.is_huge() {
+                    self.zap_deposited_table(mm, addr);
                 }
             } else if let Some((_, table)) = self.pte_table(mm, addr) {
                 let _ptl = self.mo.spin_lock(&self.mm(mm).page_table_lock);

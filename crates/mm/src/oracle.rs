@@ -341,10 +341,14 @@ impl Oracle {
             }
             s.rmap.insert((mm, addr), (pfn, private));
             s.discarded.remove(&(mm, addr));
+            // A huge mapping covers pins taken on the small pages it replaces (collapse).
+            let covers = |a: Addr| {
+                a == addr || (huge && addr <= a && a < addr + crate::pgtable::PMD_SIZE)
+            };
             let stale: Vec<(Pfn, bool)> = s
                 .pins
                 .values()
-                .filter(|p| p.holder == mm && p.addr == addr && p.attached && p.pfn != pfn)
+                .filter(|p| p.holder == mm && covers(p.addr) && p.attached && p.pfn != pfn)
                 .map(|p| (p.pfn, p.write))
                 .collect();
             for (pinned, write) in stale {

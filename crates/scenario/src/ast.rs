@@ -159,6 +159,9 @@ pub enum Op {
     Migrate(Loc),
     /// KSM merges the page with an identical KSM page (`try_to_merge_one_page`).
     KsmMerge(Loc),
+    /// `madvise(MADV_COLLAPSE)` of the PMD range holding the location: khugepaged's
+    /// `collapse_huge_page`.
+    Collapse(Loc),
     /// Read through pin slot `.0`.
     ReadPin(usize),
     /// Signal ordering point `.0`.
@@ -187,6 +190,7 @@ impl Op {
             Op::Unpin(_) => "unpin",
             Op::Migrate(_) => "migrate",
             Op::KsmMerge(_) => "ksm-merge",
+            Op::Collapse(_) => "collapse",
             Op::ReadPin(_) => "read-pin",
             Op::Signal(_) => "signal",
             Op::Wait(_) => "wait",

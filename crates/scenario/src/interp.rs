@@ -230,6 +230,7 @@ fn run_thread(sc: &Scenario, t: &ThreadDecl, task: &Task<'_>, sh: &Shared<'_>) {
             Op::ProcMemRead(loc) => task.proc_mem_read(sc.addr(loc)).map(|_| ()),
             Op::Migrate(loc) => task.migrate(sc.addr(loc)),
             Op::KsmMerge(loc) => task.ksm_merge(sc.addr(loc)),
+            Op::Collapse(loc) => task.collapse(sc.addr(loc)),
             Op::Vmsplice(loc, slot) => task.vmsplice(sc.addr(loc)).map(|p| pins[slot] = Some(p)),
             Op::Pin(loc, slot, mode) => task.pin(sc.addr(loc), mode).map(|p| pins[slot] = Some(p)),
             Op::Unpin(slot) => {

@@ -15,6 +15,8 @@ macro_rules! builtin {
 builtin! {
     "basic-cow-after-fork-mprotect.scn",
     "basic-cow-after-fork.scn",
+    "collapse-table-vs-gup-fast.scn",
+    "collapse-vs-gup-fast.scn",
     "cve-2020-29374-thp.scn",
     "cve-2020-29374.scn",
     "dirty-cow.scn",

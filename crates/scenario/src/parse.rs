@@ -67,6 +67,7 @@ pub const OP_KEYWORDS: &[&str] = &[
     "read-pin",
     "migrate",
     "ksm-merge",
+    "collapse",
     "signal",
     "wait",
 ];
@@ -1137,6 +1138,7 @@ impl Parser<'_> {
             "unpin" => Op::Unpin(self.pin_ref(line)?),
             "migrate" => Op::Migrate(self.loc(line)?),
             "ksm-merge" => Op::KsmMerge(self.loc(line)?),
+            "collapse" => Op::Collapse(self.loc(line)?),
             "read-pin" => Op::ReadPin(self.pin_ref(line)?),
             "signal" | "wait" => {
                 let t = line.name("an ordering point's name")?;

@@ -179,6 +179,31 @@ policy! {
     /// R/O longterm pins in any COW mapping unshare whatever is mapped (the shared zero
     /// page, page-cache pages), not only anon pages (84209e87c696, 8d6a0ac09a16).
     unshare_any_cow_mapping = "84209e87c696 8d6a0ac09a16", "v6.2", Era;
+    /// Per-VMA locks: a user page fault on an anonymous vma that has an `anon_vma`
+    /// first tries `lock_vma_under_rcu` (the vma's `vm_lock_seq` against the mm's
+    /// `mm_lock_seq`, then `down_read_trylock` of the vma's lock) and runs
+    /// `handle_mm_fault` without the mmap lock, falling back to it when the vma is
+    /// write-locked (x86 0bff0aaea03e, arm64 cd7f176aea5f). Writers of a vma (mprotect,
+    /// munmap, MADV_HUGEPAGE, collapse) `vma_start_write` it under the mmap write lock;
+    /// `mmap_write_unlock` releases every vma at once (`mm_lock_seq++`).
+    per_vma_lock = "5e31275cc997 0bff0aaea03e cd7f176aea5f", "v6.4", Era;
+    /// `dup_mmap` write-locks every parent vma before copying it: before, a fault under
+    /// the vma lock could run in the middle of `copy_page_range`, COW-copying a page whose
+    /// PTE fork has write-protected but not yet flushed, while a sibling thread's write
+    /// through the stale writable translation lands in the page the child keeps.
+    /// Backported to 6.4.3 (with 2b4f3b4987b5).
+    fork_locks_parent_vmas = "fb49c455323f", "v6.5", Era;
+    /// `vma_end_write_all` publishes `mm_lock_seq` with `smp_store_release` and
+    /// `vma_start_read` rereads it with `smp_load_acquire` after taking the vma lock
+    /// (`vm_lock_seq` with `READ_ONCE` / `WRITE_ONCE`): before, a fault could see the
+    /// vma unlocked yet read fields its writer stored before unlocking, stale (message
+    /// passing, on a weakly ordered machine). Backported to 6.4.8.
+    vma_lock_seq_ordering = "b1f02b95758d", "v6.5", Era;
+    /// `lock_vma_under_rcu` checks `vma->anon_vma` after `vma_start_read`, not before
+    /// (the unlocked check raced `mremap(MREMAP_DONTUNMAP)` clearing it: a
+    /// use-after-free in `__anon_vma_prepare`, which the model has no path to; the
+    /// switch only moves the check). Backported to 6.4.10.
+    vma_anon_vma_check_under_lock = "657b5146955e", "v6.5", Era;
     /// x86-TSO under loom: plain loads are acquire, plain stores release, every locked
     /// instruction (atomic RMW, lock acquisition) a full barrier. Off: the Linux kernel
     /// memory model as a weakly ordered machine (arm64) gives it. Shuttle is sequentially
@@ -269,13 +294,23 @@ pub enum Era {
     V6_0,
     /// 6.1.
     V6_1,
-    /// 6.2 and later.
+    /// 6.2 - 6.3.
     V6_2,
+    /// 6.4: per-VMA locks, before their fixes (6.4.0; 6.4.y took them).
+    V6_4,
+    /// 6.5: the per-VMA lock fixes.
+    V6_5,
+    /// 6.6 - 6.9.
+    V6_6,
+    /// 6.10 - 6.11.
+    V6_10,
+    /// 6.12 and later.
+    V6_12,
 }
 
 impl Era {
     /// Every era, in table order.
-    pub const ALL: [Era; 12] = [
+    pub const ALL: [Era; 17] = [
         Era::V4_8,
         Era::V4_9,
         Era::V4_15,
@@ -288,6 +323,11 @@ impl Era {
         Era::V6_0,
         Era::V6_1,
         Era::V6_2,
+        Era::V6_4,
+        Era::V6_5,
+        Era::V6_6,
+        Era::V6_10,
+        Era::V6_12,
     ];
 
     /// The era's name, as on the command line (`v5.9`).
@@ -305,6 +345,11 @@ impl Era {
             Era::V6_0 => "v6.0",
             Era::V6_1 => "v6.1",
             Era::V6_2 => "v6.2",
+            Era::V6_4 => "v6.4",
+            Era::V6_5 => "v6.5",
+            Era::V6_6 => "v6.6",
+            Era::V6_10 => "v6.10",
+            Era::V6_12 => "v6.12",
         }
     }
 
@@ -322,7 +367,12 @@ impl Era {
             Era::V5_19 => "5.19",
             Era::V6_0 => "6.0",
             Era::V6_1 => "6.1",
-            Era::V6_2 => "6.2 +",
+            Era::V6_2 => "6.2 - 6.3",
+            Era::V6_4 => "6.4",
+            Era::V6_5 => "6.5",
+            Era::V6_6 => "6.6 - 6.9",
+            Era::V6_10 => "6.10 - 6.11",
+            Era::V6_12 => "6.12 +",
         }
     }
 
@@ -335,6 +385,10 @@ impl Era {
         match self {
             Era::V5_18 => Some("3bff7e3f1f16 53a05ad9f21d swap COW: swap is not modeled"),
             Era::V6_1 => Some("088b8aa537c2 on try_to_unmap_one (swap-out): swap is not modeled"),
+            Era::V6_5 => Some("0d940a9b270b pte_offset_map may fail: only file/shmem THP collapse (retract_page_tables) makes it fail, and the model collapses anonymous memory only"),
+            Era::V6_6 => Some("1d65b771bc08 retract_page_tables without the mmap lock, pte_free_defer: file/shmem THP is not modeled; 57edfcfd3419 THP slow-GUP batching: no behaviour change for one page"),
+            Era::V6_10 => Some("3a5a8d343e1c split of a PMD migration entry vs GUP-fast: THP migration and PMD splitting are not modeled; v6.8/v6.9 mTHP (19eaf44954df, f8d937761d65): large folios on PTEs are not modeled"),
+            Era::V6_12 => Some("1013af4f585f (CVE-2025-38085, fixed in 6.16 and 6.12.35): hugetlb shared PMD tables are not modeled; the rest of 6.11 - 6.12 is hugetlb, pfnmap and refactoring"),
             _ => None,
         }
     }
@@ -404,6 +458,14 @@ impl Era {
                 }
                 if self >= Era::V6_2 {
                     p.unshare_any_cow_mapping = true;
+                }
+                if self >= Era::V6_4 {
+                    p.per_vma_lock = true;
+                }
+                if self >= Era::V6_5 {
+                    p.fork_locks_parent_vmas = true;
+                    p.vma_lock_seq_ordering = true;
+                    p.vma_anon_vma_check_under_lock = true;
                 }
             }
         }

@@ -125,7 +125,10 @@ impl Kernel {
             frames: FramePool::new(config.nr_frames),
             tables: TablePool::new(config.nr_tables),
             mms: (0..config.nr_mms)
-                .map(|id| MmStruct::new(id, if id == 0 { config.users(0) } else { 0 }))
+                .map(|id| {
+                    let users = if id == 0 { config.users(0) } else { 0 };
+                    MmStruct::new(id, users, config.policy.per_vma_lock)
+                })
                 .collect(),
             threads: (0..config.nr_mms).map(|id| config.users(id)).collect(),
             cpus: (0..config.nr_cpus).map(|_| Cpu::default()).collect(),

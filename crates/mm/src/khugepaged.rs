@@ -49,7 +49,7 @@ impl Kernel {
     pub fn collapse_huge_page(&self, cpu: usize, mm: MmId, addr: Addr) -> Result<(), Errno> {
         let start = pmd_start(addr);
         let hpage = self.alloc_page(PageKind::Anon)?;
-        let v = self.mo.down_write(&self.mm(mm).mmap_lock);
+        let v = self.mmap_write_lock(mm);
         let fail = |e: Errno| {
             self.put_page(hpage, "collapse_huge_page");
             Err(e)
@@ -67,6 +67,8 @@ impl Kernel {
             return fail(Errno::EINVAL);
         }
         let table = self.tables.table(old.table_id());
+        // From v6.4 (per-VMA locks) the vma is write-locked against faults.
+        self.vma_start_write(mm, &vma);
         tracing::trace!(target: "cowbreak::mm", cpu, mm, func = "collapse_huge_page", addr = start, table = old.table_id());
         let anon_vma = self.mo.down_write(&self.anon_vma_lock);
         // pmdp_collapse_flush, under the PMD lock.

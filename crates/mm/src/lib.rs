@@ -73,6 +73,7 @@ pub mod pgtable;
 pub mod primitives;
 pub mod record;
 mod uaccess;
+mod vma_lock;
 
 pub use arch::{Arch, UnknownArch};
 pub use era::{Axis, Era, Policy, Switch, UnknownEra, UnknownSwitch, SWITCHES};

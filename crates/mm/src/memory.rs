@@ -14,11 +14,15 @@ pub mod fault {
     /// `FAULT_FLAG_UNSHARE` (v5.19, c89357e27f20): break COW for a R/O pin without
     /// making the PTE writable.
     pub const UNSHARE: u32 = 1 << 1;
+    /// `FAULT_FLAG_VMA_LOCK` (v6.4): the fault holds the vma's lock, not the mmap lock.
+    pub const VMA_LOCK: u32 = 1 << 2;
 }
 
 /// `VM_FAULT_WRITE`: the fault broke COW (copied or reused) for a write. `faultin_page`
 /// reads it to decide about FOLL_WRITE / FOLL_COW.
 pub const VM_FAULT_WRITE: u32 = 1 << 0;
+/// `VM_FAULT_RETRY`: give up and retry the fault under the mmap lock.
+pub const VM_FAULT_RETRY: u32 = 1 << 1;
 
 /// Everything a fault handler works on (`struct vm_fault`).
 struct VmFault<'k> {
@@ -100,7 +104,11 @@ impl Kernel {
             orig,
         };
         if orig.is_migration_entry() {
-            // do_swap_page on a migration entry.
+            // do_swap_page on a migration entry; under the vma lock (v6.4) it returns
+            // VM_FAULT_RETRY before looking at the entry.
+            if flags & fault::VMA_LOCK != 0 {
+                return Ok(VM_FAULT_RETRY);
+            }
             self.migration_entry_wait(mm, table, addr);
             return Ok(0);
         }
@@ -148,6 +156,7 @@ impl Kernel {
         addr: Addr,
         flags: u32,
     ) -> Result<u32, Errno> {
+        self.anon_vma_prepare(mm, vma);
         let none = |k: &Kernel| k.pmd_read(mm, addr).is_none();
         if flags & fault::WRITE == 0 {
             let _ptl = self.mo.spin_lock(&self.mm(mm).page_table_lock);
@@ -302,6 +311,7 @@ impl Kernel {
             }
             return Ok(0);
         }
+        self.anon_vma_prepare(vmf.mm, &vmf.vma);
         let pfn = self.alloc_page(PageKind::Anon)?;
         self.__SetPageUptodate(pfn);
         let entry = maybe_mkwrite(Pte::mk(pfn, false).mkdirty(), &vmf.vma);
@@ -357,6 +367,7 @@ impl Kernel {
     /// dirty but read-only in a !VM_WRITE vma (the FOLL_FORCE case). It does not
     /// return VM_FAULT_WRITE.
     fn do_cow_fault(&self, vmf: &VmFault<'_>) -> Result<u32, Errno> {
+        self.anon_vma_prepare(vmf.mm, &vmf.vma);
         let new = self.alloc_page(PageKind::Anon)?;
         let src = match self.filemap_fault(&vmf.vma, vmf.addr) {
             Ok(src) => src,
@@ -510,6 +521,7 @@ impl Kernel {
     /// `page_remove_rmap` of the old one, whose mapping reference is dropped. The caller's
     /// reference on `old` is dropped at the end. Returns VM_FAULT_WRITE.
     fn wp_page_copy(&self, vmf: &VmFault<'_>, old: Option<Pfn>) -> Result<u32, Errno> {
+        self.anon_vma_prepare(vmf.mm, &vmf.vma);
         let new = match self.alloc_page(PageKind::Anon) {
             Ok(new) => new,
             Err(e) => {
@@ -519,9 +531,11 @@ impl Kernel {
                 return Err(e);
             }
         };
-        if let Some(old) = old {
+        let seen = old.map(|old| {
+            let seen = self.oracle.stores(old);
             self.copy_user_highpage(new, old);
-        }
+            seen
+        });
         self.__SetPageUptodate(new);
         let ptl = self.mo.spin_lock(&self.mm(vmf.mm).page_table_lock);
         let mut ret = 0;
@@ -542,6 +556,10 @@ impl Kernel {
             self.flush_tlb(vmf.cpu, "ptep_clear_flush");
             self.page_add_new_anon_rmap(new);
             self.set_pte_at(vmf.mm, vmf.table, &vmf.vma, vmf.addr, entry, "wp_page_copy");
+            if let (Some(old), Some(seen)) = (old, seen) {
+                self.oracle
+                    .on_cow_commit(vmf.mm, vmf.addr, old, new, seen, "wp_page_copy");
+            }
             release = None;
             if let Some(old) = old {
                 if old != ZERO_PFN && self.vm_normal_page(vmf.orig).is_some() {

@@ -72,6 +72,9 @@ pub struct Vma {
     pub flags: u64,
     /// `vm_file` / anonymous.
     pub backing: Backing,
+    /// Which of its mm's [`MmStruct::vma_locks`] is this vma's (`vma->vm_lock`): a new
+    /// number for every vma made (mmap, split), kept by fork's copy.
+    pub slot: usize,
 }
 
 impl Vma {
@@ -116,6 +119,45 @@ pub struct Vmas {
     pub list: Vec<Vma>,
     /// Set by `exit_mmap`: the address space is gone.
     pub dead: bool,
+    /// The next [`Vma::slot`] to give.
+    pub next_slot: usize,
+}
+
+impl Vmas {
+    /// A number for a new vma.
+    pub fn new_slot(&mut self) -> usize {
+        self.next_slot += 1;
+        self.next_slot - 1
+    }
+}
+
+/// Per-VMA lock slots an mm has (v6.4): enough for the vmas a scenario makes (maps and
+/// their splits).
+pub const VMAS_MAX: usize = 8;
+
+/// A vma's per-VMA lock (v6.4, 5e31275cc997) and its `anon_vma` pointer, reduced to
+/// whether it is set.
+#[derive(Debug)]
+pub struct VmaLock {
+    /// `vma->vm_lock->lock`: readers are faults under `lock_vma_under_rcu`; the writer
+    /// (`vma_start_write`) only passes through it to publish `vm_lock_seq`.
+    pub lock: RwLock<()>,
+    /// `vma->vm_lock_seq`: equal to `mm->mm_lock_seq` while the vma is write-locked
+    /// (-1 at `vma_lock_alloc`).
+    pub vm_lock_seq: AtomicU64,
+    /// `vma->anon_vma != NULL` (set by `__anon_vma_prepare` under `page_table_lock`,
+    /// copied by `anon_vma_fork` and by a split).
+    pub anon_vma: AtomicU64,
+}
+
+impl VmaLock {
+    fn new() -> Self {
+        VmaLock {
+            lock: RwLock::new(()),
+            vm_lock_seq: AtomicU64::new(u64::MAX),
+            anon_vma: AtomicU64::new(0),
+        }
+    }
 }
 
 impl Vmas {
@@ -148,10 +190,19 @@ pub struct MmStruct {
     /// The PTE tables deposited with huge PMDs (`pgtable_trans_huge_deposit`), by PMD
     /// index: only a collapse deposits in the model. Touched under `page_table_lock`.
     pub deposited: Ghost<[Option<usize>; PTRS_PER_PMD]>,
+    /// `mm_lock_seq` (v6.4): incremented by `mmap_write_unlock` (`vma_end_write_all`),
+    /// which releases every vma write lock at once.
+    pub mm_lock_seq: AtomicU64,
+    /// The per-VMA locks, by [`Vma::slot`]; empty unless the kernel has them.
+    pub vma_locks: Vec<VmaLock>,
+    /// The vma tree as `lock_vma_under_rcu`'s `mas_walk` sees it: a copy of the vma list
+    /// published by `mmap_write_unlock` (a write-locked vma's changes are not looked at
+    /// before it is unlocked; see `crate::vma_lock`).
+    pub tree: Ghost<Vec<Vma>>,
 }
 
 impl MmStruct {
-    pub(crate) fn new(id: MmId, users: u64) -> Self {
+    pub(crate) fn new(id: MmId, users: u64, per_vma_lock: bool) -> Self {
         MmStruct {
             id,
             mmap_lock: RwLock::new(Vmas::default()),
@@ -161,6 +212,13 @@ impl MmStruct {
             has_pinned: AtomicU64::new(0),
             mm_users: AtomicU64::new(users),
             deposited: Ghost::new([None; PTRS_PER_PMD]),
+            mm_lock_seq: AtomicU64::new(0),
+            vma_locks: if per_vma_lock {
+                (0..VMAS_MAX).map(|_| VmaLock::new()).collect()
+            } else {
+                Vec::new()
+            },
+            tree: Ghost::new(Vec::new()),
         }
     }
 }

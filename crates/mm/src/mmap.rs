@@ -54,10 +54,12 @@ pub(crate) fn page_range(start: Addr, end: Addr) -> impl Iterator<Item = Addr> {
 
 /// Split the vmas of `v` so that `start` and `end` fall on vma boundaries
 /// (`split_vma`).
-fn split_at(v: &mut Vmas, start: Addr, end: Addr) {
+fn split_at(v: &mut Vmas, start: Addr, end: Addr, mut made: impl FnMut(usize, usize)) {
     for cut in [start, end] {
         if let Some(i) = v.list.iter().position(|x| x.start < cut && cut < x.end) {
             let mut hi = v.list[i];
+            hi.slot = v.new_slot();
+            made(v.list[i].slot, hi.slot);
             if let Backing::File { file, pgoff } = hi.backing {
                 hi.backing = Backing::File {
                     file,
@@ -110,7 +112,7 @@ impl Kernel {
         prot: Prot,
     ) -> Result<Addr, Errno> {
         let end = check_range(start, len)?;
-        let mut v = self.mo.down_write(&self.mm(mm).mmap_lock);
+        let mut v = self.mmap_write_lock(mm);
         if v.dead {
             return Err(Errno::ESRCH);
         }
@@ -152,6 +154,7 @@ impl Kernel {
             end,
             flags,
             backing,
+            slot: v.new_slot(),
         };
         let at = v.list.partition_point(|x| x.start < start);
         v.list.insert(at, vma);
@@ -207,13 +210,25 @@ impl Kernel {
             .any(|&cut| cut % PMD_SIZE != 0 && cut < TASK_SIZE && self.pmd_read(mm, cut).is_huge())
     }
 
+    /// `__split_vma` at `start` and `end` (`vma_prepare` write-locks the vma split; the
+    /// new one gets its own lock and the `anon_vma`), then `vma_start_write` of every
+    /// vma inside `[start, end)`, as `vm_flags_reset` and munmap's detach do.
+    fn split_vmas(&self, mm: MmId, v: &mut Vmas, start: Addr, end: Addr) {
+        for x in v.list.iter().filter(|x| x.start < end && start < x.end) {
+            self.vma_start_write(mm, x);
+        }
+        split_at(v, start, end, |from, to| {
+            self.anon_vma_copy(mm, from, mm, to)
+        });
+    }
+
     /// `madvise(MADV_HUGEPAGE)`: set VM_HUGEPAGE on the vmas of `[start, start + len)`,
     /// so that faults there map huge PMDs (`do_huge_pmd_anonymous_page`).
     pub fn madvise_hugepage(&self, mm: MmId, start: Addr, len: u64) -> Result<(), Errno> {
         let end = check_range(start, len)?;
-        let mut v = self.mo.down_write(&self.mm(mm).mmap_lock);
+        let mut v = self.mmap_write_lock(mm);
         check_mapped(&v, start, end)?;
-        split_at(&mut v, start, end);
+        self.split_vmas(mm, &mut v, start, end);
         for x in v
             .list
             .iter_mut()
@@ -278,14 +293,14 @@ impl Kernel {
     /// write.
     pub fn munmap(&self, cpu: usize, mm: MmId, start: Addr, len: u64) -> Result<(), Errno> {
         let end = check_range(start, len)?;
-        let mut v = self.mo.down_write(&self.mm(mm).mmap_lock);
+        let mut v = self.mmap_write_lock(mm);
         if v.dead {
             return Err(Errno::ESRCH);
         }
         if self.splits_huge_pmd(mm, start, end) {
             return Err(Errno::EINVAL);
         }
-        split_at(&mut v, start, end);
+        self.split_vmas(mm, &mut v, start, end);
         v.list.retain(|x| !(start <= x.start && x.end <= end));
         tracing::trace!(target: "cowbreak::mm", cpu, mm, func = "__do_munmap", addr = start, end);
         let mut pages = Vec::new();
@@ -330,7 +345,7 @@ impl Kernel {
         prot: Prot,
     ) -> Result<(), Errno> {
         let end = check_range(start, len)?;
-        let mut v = self.mo.down_write(&self.mm(mm).mmap_lock);
+        let mut v = self.mmap_write_lock(mm);
         check_mapped(&v, start, end)?;
         if prot.write
             && v.list
@@ -342,7 +357,7 @@ impl Kernel {
         if self.splits_huge_pmd(mm, start, end) {
             return Err(Errno::EINVAL);
         }
-        split_at(&mut v, start, end);
+        self.split_vmas(mm, &mut v, start, end);
         for x in v
             .list
             .iter_mut()
@@ -395,7 +410,7 @@ impl Kernel {
     /// `exit_mmap` (from `mmput` when the last user exits): zap every vma, free every
     /// page table, flush; the address space is dead. Pins held elsewhere stay.
     pub fn exit_mmap(&self, cpu: usize, mm: MmId) -> Result<(), Errno> {
-        let mut v = self.mo.down_write(&self.mm(mm).mmap_lock);
+        let mut v = self.mmap_write_lock(mm);
         if v.dead {
             return Err(Errno::ESRCH);
         }
@@ -411,22 +426,26 @@ impl Kernel {
 
     /// fork's `dup_mmap`: with the parent's `mmap_lock` held for write, copy the vmas to
     /// the child's (empty, dead) slot `child` and `copy_page_range` each, then
-    /// `flush_tlb_mm` the parent.
+    /// `flush_tlb_mm` the parent. With `fork_locks_parent_vmas` (fb49c455323f, v6.5)
+    /// each parent vma is `vma_start_write`-locked first, so that no fault runs in it
+    /// under the per-VMA lock while it is copied; `anon_vma_fork` gives the child's vma
+    /// an `anon_vma` where the parent's has one.
     pub fn fork(&self, cpu: usize, parent: MmId, child: MmId) -> Result<(), Errno> {
         if parent == child || child >= self.mms.len() {
             return Err(Errno::EINVAL);
         }
-        let pv = self.mo.down_write(&self.mm(parent).mmap_lock);
+        let pv = self.mmap_write_lock(parent);
         if pv.dead {
             return Err(Errno::ESRCH);
         }
-        let mut cv = self.mo.down_write(&self.mm(child).mmap_lock);
+        let mut cv = self.mmap_write_lock(child);
         if !cv.dead {
             return Err(Errno::EBUSY);
         }
         tracing::trace!(target: "cowbreak::mm", cpu, mm = parent, func = "dup_mmap", child);
         self.oracle.on_fork_begin(parent);
         cv.list = pv.list.clone();
+        cv.next_slot = pv.next_slot;
         cv.dead = false;
         self.mo.atomic_set(&self.mm(child).has_pinned, 0);
         // `mm_init`: atomic_set(&mm->mm_users, 1), and the child's further threads.
@@ -434,6 +453,10 @@ impl Kernel {
             .atomic_set(&self.mm(child).mm_users, self.threads[child]);
         let mut res = Ok(());
         for vma in &pv.list {
+            if self.policy.fork_locks_parent_vmas {
+                self.vma_start_write(parent, vma);
+            }
+            self.anon_vma_copy(parent, vma.slot, child, vma.slot);
             res = self.copy_page_range(parent, child, vma);
             if res.is_err() {
                 break;

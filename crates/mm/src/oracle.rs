@@ -171,6 +171,8 @@ struct State {
     huge: BTreeSet<(MmId, Addr)>,
     pins: BTreeMap<u64, PinGhost>,
     next_pin: u64,
+    /// Per frame: how many stores landed on it, and the last one's mm and address.
+    stores: BTreeMap<Pfn, (u64, MmId, Addr)>,
     /// The (mm, addr) keys whose last unmap was the mm discarding its own mapping
     /// (munmap, MADV_DONTNEED, exit), until something is mapped there again.
     discarded: BTreeSet<(MmId, Addr)>,
@@ -385,6 +387,8 @@ impl Oracle {
     /// mm `mm` (or a forced access on its behalf) stored into frame `pfn` at `addr`.
     pub(crate) fn on_write(&self, mm: MmId, addr: Addr, pfn: Pfn, private: bool, at: &'static str) {
         self.st.with(|s| {
+            let n = s.stores.get(&pfn).map_or(0, |w| w.0);
+            s.stores.insert(pfn, (n + 1, mm, addr));
             let frame = s.frames[pfn as usize];
             if !frame.live {
                 s.report(ViolationKind::PageLifetime, at, format!("mm{mm} wrote freed pfn {pfn} at {addr:#x}"));
@@ -433,6 +437,41 @@ impl Oracle {
                         ),
                     );
                 }
+            }
+        });
+    }
+
+    /// How many stores have landed on `pfn` so far (for [`Oracle::on_cow_commit`]).
+    pub(crate) fn stores(&self, pfn: Pfn) -> u64 {
+        self.st.with(|s| s.stores.get(&pfn).map_or(0, |w| w.0))
+    }
+
+    /// A COW fault of `mm` at `addr` copied `old` into `new` when `old` had seen `seen`
+    /// stores, and has now mapped `new`. A store of `mm`'s own at `addr` that landed on
+    /// `old` since the copy is lost to `mm` (its mapping now shows `new` without it) and
+    /// left in `old`, which the other mms sharing it see: only a writable translation
+    /// that outlived the PTE's write-protection (fork's deferred TLB flush) lets one in.
+    pub(crate) fn on_cow_commit(
+        &self,
+        mm: MmId,
+        addr: Addr,
+        old: Pfn,
+        new: Pfn,
+        seen: u64,
+        at: &'static str,
+    ) {
+        self.st.with(|s| {
+            let Some(&(n, by, waddr)) = s.stores.get(&old) else {
+                return;
+            };
+            if n != seen && by == mm && waddr == addr {
+                s.report(
+                    ViolationKind::CowIsolation,
+                    at,
+                    format!(
+                        "mm{mm}'s write at {addr:#x} landed on pfn {old} after the COW fault copied it into pfn {new}: mm{mm} lost it, and pfn {old} keeps it for whoever else maps it"
+                    ),
+                );
             }
         });
     }

@@ -464,6 +464,13 @@ impl MemoryModel {
         guard
     }
 
+    /// `down_read_trylock(sem)`: acquire when it succeeds.
+    pub fn down_read_trylock<T>(self, sem: &RwLock<T>) -> Option<RwLockReadGuard<'_, T>> {
+        let guard = sem.try_read();
+        self.after_locked_acquire();
+        guard
+    }
+
     /// `down_write(sem)` (`mmap_write_lock`): acquire; a locked `cmpxchg` on x86.
     pub fn down_write<T>(self, sem: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
         let guard = sem.write();

@@ -56,7 +56,10 @@ impl Kernel {
     /// respect to IPIs and to a broadcast TLB invalidation (a hardware-access section, see
     /// [`crate::irq`]); a huge PMD maps its page directly. A missing or read-only
     /// PTE raises a page fault (`do_user_addr_fault`): `mmap_read_lock`, `access_error`
-    /// against the vma (SIGSEGV), `handle_mm_fault`, retry the access.
+    /// against the vma (SIGSEGV), `handle_mm_fault`, retry the access. With
+    /// `per_vma_lock` (v6.4) the fault first tries `lock_vma_under_rcu` and, if it gets
+    /// the vma and the access is allowed, runs `handle_mm_fault` with
+    /// `FAULT_FLAG_VMA_LOCK` and no mmap lock; `VM_FAULT_RETRY` or a refusal falls back.
     pub fn user_access(
         &self,
         cpu: usize,
@@ -97,13 +100,27 @@ impl Kernel {
             if let Some(stamp) = done {
                 return Ok(stamp);
             }
+            let needed = if write.is_some() { vm::WRITE } else { vm::READ };
+            let flags = if write.is_some() { fault::WRITE } else { 0 };
+            if self.policy.per_vma_lock {
+                if let Some((vma, lock)) = self.lock_vma_under_rcu(mm, addr) {
+                    let r = (vma.flags & needed != 0).then(|| {
+                        self.handle_mm_fault(cpu, mm, &vma, addr, flags | fault::VMA_LOCK)
+                    });
+                    // vma_end_read.
+                    drop(lock);
+                    match r {
+                        Some(Ok(ret)) if ret & crate::memory::VM_FAULT_RETRY == 0 => continue,
+                        Some(Err(e)) => return Err(e),
+                        _ => {}
+                    }
+                }
+            }
             let vmas = self.mo.down_read(&self.mm(mm).mmap_lock);
             let vma = vmas.lookup(addr).ok_or(Errno::SIGSEGV)?;
-            let needed = if write.is_some() { vm::WRITE } else { vm::READ };
             if vma.flags & needed == 0 {
                 return Err(Errno::SIGSEGV);
             }
-            let flags = if write.is_some() { fault::WRITE } else { 0 };
             self.handle_mm_fault(cpu, mm, &vma, addr, flags)?;
         }
         self.oracle.report(

@@ -21,6 +21,7 @@ builtin! {
     "cve-2020-29374.scn",
     "dirty-cow.scn",
     "fast-gup-vs-fork.scn",
+    "fork-vs-vma-locked-fault.scn",
     "fast-gup-vs-munmap-without-ipi.scn",
     "fast-gup-vs-munmap.scn",
     "huge-dirty-cow.scn",

@@ -96,6 +96,15 @@ impl<T> RwLock<T> {
         RwLock(backend::sync::RwLock::new(value))
     }
 
+    /// Take the lock shared if nobody holds it exclusive (`down_read_trylock`).
+    pub fn try_read(&self) -> Option<RwLockReadGuard<'_, T>> {
+        match self.0.try_read() {
+            Ok(g) => Some(g),
+            Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        }
+    }
+
     /// Take the lock shared (`down_read`).
     pub fn read(&self) -> RwLockReadGuard<'_, T> {
         self.0

@@ -179,6 +179,14 @@ policy! {
     /// R/O longterm pins in any COW mapping unshare whatever is mapped (the shared zero
     /// page, page-cache pages), not only anon pages (84209e87c696, 8d6a0ac09a16).
     unshare_any_cow_mapping = "84209e87c696 8d6a0ac09a16", "v6.2", Era;
+    /// `migrate_pages` batches the TLB flushes of the pages it unmaps:
+    /// `try_to_migrate_one` clears the PTE without flushing (`set_tlb_ubc_flush_pending`)
+    /// and calls `page_try_share_anon_rmap` before any flush; one `try_to_unmap_flush`
+    /// follows the unmapping, before the pages move. On x86 the flush IPI that used to
+    /// wait for GUP-fast before the pinned check no longer does: the check rests on
+    /// 088b8aa537c2's barriers alone, as on arm64 (whose batched flush came in v6.5,
+    /// 43b3dfdd0455; its flush waits for no GUP-fast anyway).
+    migrate_batched_flush = "7e12beb8ca2a", "v6.3", Era;
     /// Per-VMA locks: a user page fault on an anonymous vma that has an `anon_vma`
     /// first tries `lock_vma_under_rcu` (the vma's `vm_lock_seq` against the mm's
     /// `mm_lock_seq`, then `down_read_trylock` of the vma's lock) and runs
@@ -460,6 +468,7 @@ impl Era {
                     p.unshare_any_cow_mapping = true;
                 }
                 if self >= Era::V6_4 {
+                    p.migrate_batched_flush = true;
                     p.per_vma_lock = true;
                 }
                 if self >= Era::V6_5 {

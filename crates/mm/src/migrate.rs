@@ -136,7 +136,9 @@ impl Kernel {
     /// `try_to_migrate` -> `try_to_migrate_one` for every mapping of `pfn`, under each
     /// page-table lock: from v5.19 note whether the page is exclusive (before the PTE is
     /// cleared); `ptep_clear_flush` (the architecture's `ptep_get_and_clear`, then the TLB
-    /// flush; migration never defers it); if the page was exclusive,
+    /// flush; with `migrate_batched_flush`, v6.3 7e12beb8ca2a, only `ptep_get_and_clear`
+    /// and `set_tlb_ubc_flush_pending`: the flush comes once after the walk,
+    /// `try_to_unmap_flush`, before the page is moved); if the page was exclusive,
     /// `page_try_share_anon_rmap`, and if it refuses, the PTE is put back as it was and the
     /// walk stops; then the migration entry (writable if the PTE was, readable-exclusive if
     /// the page was exclusive, readable otherwise), `page_remove_rmap` and `folio_put` of
@@ -152,7 +154,9 @@ impl Kernel {
             let anon_exclusive =
                 self.policy.anon_exclusive && self.page_test(pfn, flags::ANON_EXCLUSIVE);
             let old = self.ptep_get_and_clear(mm, table, addr, UnmapCause::Replace, "try_to_migrate_one");
-            self.flush_tlb(cpu, "ptep_clear_flush");
+            if !self.policy.migrate_batched_flush {
+                self.flush_tlb(cpu, "ptep_clear_flush");
+            }
             if anon_exclusive && self.page_try_share_anon_rmap(pfn).is_err() {
                 tracing::trace!(target: "cowbreak::mm", cpu, mm, func = "try_to_migrate_one", addr, pfn, "page_try_share_anon_rmap: maybe pinned, restore");
                 self.set_pte(mm, table, addr, Pte::NONE, old, true, "try_to_migrate_one");
@@ -164,6 +168,9 @@ impl Kernel {
             self.put_page(pfn, "try_to_migrate_one");
             true
         });
+        if self.policy.migrate_batched_flush {
+            self.flush_tlb(cpu, "try_to_unmap_flush");
+        }
     }
 
     /// `move_to_new_page` -> `migrate_page` -> `migrate_page_move_mapping`

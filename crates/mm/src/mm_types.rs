@@ -139,23 +139,32 @@ pub const VMAS_MAX: usize = 8;
 /// whether it is set.
 #[derive(Debug)]
 pub struct VmaLock {
-    /// `vma->vm_lock->lock`: readers are faults under `lock_vma_under_rcu`; the writer
-    /// (`vma_start_write`) only passes through it to publish `vm_lock_seq`.
-    pub lock: RwLock<()>,
+    /// `vma->vm_lock->lock`, an rwsem's `count` (kernel/locking/rwsem.c fast paths:
+    /// `RWSEM_READER_BIAS` per reader, `RWSEM_WRITER_LOCKED`): readers are faults under
+    /// `lock_vma_under_rcu`; the writer (`vma_start_write`) only passes through it to
+    /// publish `vm_lock_seq`. Atomics rather than a scheduler lock: loom makes every lock
+    /// operation a sequentially consistent fence, which would hide the message-passing
+    /// race of b1f02b95758d that the rwsem's acquire / release do not.
+    pub lock: AtomicU64,
     /// `vma->vm_lock_seq`: equal to `mm->mm_lock_seq` while the vma is write-locked
     /// (-1 at `vma_lock_alloc`).
     pub vm_lock_seq: AtomicU64,
     /// `vma->anon_vma != NULL` (set by `__anon_vma_prepare` under `page_table_lock`,
     /// copied by `anon_vma_fork` and by a split).
     pub anon_vma: AtomicU64,
+    /// `vma->vm_flags` as memory a fault reads after taking the vma lock: written by
+    /// `vm_flags_init` / `vm_flags_reset` under the mmap write lock (and the vma write
+    /// lock). The vma list's copy is the mmap-locked paths' view.
+    pub vm_flags: AtomicU64,
 }
 
 impl VmaLock {
     fn new() -> Self {
         VmaLock {
-            lock: RwLock::new(()),
+            lock: AtomicU64::new(0),
             vm_lock_seq: AtomicU64::new(u64::MAX),
             anon_vma: AtomicU64::new(0),
+            vm_flags: AtomicU64::new(0),
         }
     }
 }

@@ -156,6 +156,7 @@ impl Kernel {
             backing,
             slot: v.new_slot(),
         };
+        self.vm_flags_reset(mm, &vma);
         let at = v.list.partition_point(|x| x.start < start);
         v.list.insert(at, vma);
         tracing::trace!(target: "cowbreak::mm", mm, func = "do_mmap", addr = start, end, flags = %vm::names(flags));
@@ -218,7 +219,7 @@ impl Kernel {
             self.vma_start_write(mm, x);
         }
         split_at(v, start, end, |from, to| {
-            self.anon_vma_copy(mm, from, mm, to)
+            self.vma_dup_state(mm, from, mm, to)
         });
     }
 
@@ -235,6 +236,7 @@ impl Kernel {
             .filter(|x| start <= x.start && x.end <= end)
         {
             x.flags |= vm::HUGEPAGE;
+            self.vm_flags_reset(mm, x);
         }
         tracing::trace!(target: "cowbreak::mm", mm, func = "madvise_hugepage", addr = start, end);
         Ok(())
@@ -370,6 +372,7 @@ impl Kernel {
             if prot.write {
                 x.flags |= vm::WRITE;
             }
+            self.vm_flags_reset(mm, x);
         }
         tracing::trace!(target: "cowbreak::mm", cpu, mm, func = "mprotect_fixup", addr = start, end, write = prot.write);
         if !prot.write {
@@ -456,7 +459,7 @@ impl Kernel {
             if self.policy.fork_locks_parent_vmas {
                 self.vma_start_write(parent, vma);
             }
-            self.anon_vma_copy(parent, vma.slot, child, vma.slot);
+            self.vma_dup_state(parent, vma.slot, child, vma.slot);
             res = self.copy_page_range(parent, child, vma);
             if res.is_err() {
                 break;

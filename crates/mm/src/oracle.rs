@@ -33,6 +33,9 @@ pub enum ViolationKind {
     PageLifetime,
     /// A page-table page freed while a fast-GUP walker could still read it.
     PgtableLifetime,
+    /// A fault under the per-VMA lock acted on a vma's fields older than the change its
+    /// writer had published (the vma was no longer write-locked).
+    VmaCoherence,
     /// At the end: refcount / mapcount / pins disagree with the page tables.
     Accounting,
     /// Nobody runnable (from the backend).
@@ -43,13 +46,14 @@ pub enum ViolationKind {
 
 impl ViolationKind {
     /// Every kind.
-    pub const ALL: [ViolationKind; 9] = [
+    pub const ALL: [ViolationKind; 10] = [
         ViolationKind::PinCoherence,
         ViolationKind::PinIsolation,
         ViolationKind::RoPageWritten,
         ViolationKind::CowIsolation,
         ViolationKind::PageLifetime,
         ViolationKind::PgtableLifetime,
+        ViolationKind::VmaCoherence,
         ViolationKind::Accounting,
         ViolationKind::Deadlock,
         ViolationKind::Livelock,
@@ -64,6 +68,7 @@ impl ViolationKind {
             ViolationKind::CowIsolation => "cow-isolation",
             ViolationKind::PageLifetime => "page-lifetime",
             ViolationKind::PgtableLifetime => "pgtable-lifetime",
+            ViolationKind::VmaCoherence => "vma-coherence",
             ViolationKind::Accounting => "accounting",
             ViolationKind::Deadlock => "deadlock",
             ViolationKind::Livelock => "livelock",
@@ -90,6 +95,9 @@ impl ViolationKind {
             }
             ViolationKind::PgtableLifetime => {
                 "a page-table page was freed while a fast-GUP walker could still read it"
+            }
+            ViolationKind::VmaCoherence => {
+                "a fault under the per-VMA lock used vma fields older than the vma's last published change"
             }
             ViolationKind::Accounting => {
                 "refcount / mapcount / pins disagree with the page tables at the end"

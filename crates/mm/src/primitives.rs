@@ -381,6 +381,24 @@ impl MemoryModel {
         })
     }
 
+    /// `cmpxchg_acquire(x, old, new)` (`atomic_long_try_cmpxchg_acquire`): acquire when it
+    /// succeeds. Returns the value it found.
+    pub fn cmpxchg_acquire<W: Word>(self, x: &W, old: W::V, new: W::V) -> W::V {
+        self.rmw("cmpxchg_acquire", x, Acquire, |o| match x.cas(old, new, o) {
+            Ok(v) => (v, Some(new)),
+            Err(v) => (v, None),
+        })
+    }
+
+    /// `atomic_long_fetch_sub_release(v, x)` (`up_read` / `up_write` dropping their
+    /// bias). Returns the old value.
+    pub fn atomic_fetch_sub_release<W: Word>(self, v: W::V, x: &W) -> W::V {
+        self.rmw("atomic_fetch_sub_release", x, Release, |o| {
+            let old = x.fetch_sub(v, o);
+            (old, Some(W::wrapping_sub(old, v)))
+        })
+    }
+
     /// `cmpxchg_relaxed(x, old, new)`. Returns the value it found.
     pub fn cmpxchg_relaxed<W: Word>(self, x: &W, old: W::V, new: W::V) -> W::V {
         self.rmw("cmpxchg_relaxed", x, Relaxed, |o| {

@@ -107,6 +107,18 @@ impl Kernel {
                     let r = (vma.flags & needed != 0).then(|| {
                         self.handle_mm_fault(cpu, mm, &vma, addr, flags | fault::VMA_LOCK)
                     });
+                    // Still under the vma lock: no writer can have changed the vma since
+                    // the fault read it, so it must agree with what was last published.
+                    if r.is_some()
+                        && write.is_some()
+                        && self.published_writable(mm, vma.slot) == Some(false)
+                    {
+                        self.oracle.report(
+                            crate::ViolationKind::VmaCoherence,
+                            "lock_vma_under_rcu",
+                            format!("mm{mm}'s write fault at {addr:#x} under the vma lock saw VM_WRITE, but the vma had been made read-only and unlocked (its stale vm_flags)"),
+                        );
+                    }
                     // vma_end_read.
                     drop(lock);
                     match r {

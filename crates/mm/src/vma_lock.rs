@@ -16,13 +16,47 @@
 
 use std::ops::{Deref, DerefMut};
 
-use cowbreak_sync::{RwLockReadGuard, RwLockWriteGuard};
+use cowbreak_sync::atomic::AtomicU64;
+use cowbreak_sync::RwLockWriteGuard;
 
 use crate::kernel::Kernel;
 use crate::mm_types::{MmId, Vma, Vmas};
 use crate::pgtable::Addr;
 
+/// `RWSEM_WRITER_LOCKED`.
+const RWSEM_WRITER_LOCKED: u64 = 1;
+/// `RWSEM_READER_BIAS`.
+const RWSEM_READER_BIAS: u64 = 1 << 8;
+
+/// A vma read-locked by a fault; dropping it is `vma_end_read` (`up_read`).
+pub(crate) struct VmaReadLock<'a> {
+    k: &'a Kernel,
+    count: &'a AtomicU64,
+}
+
+impl Drop for VmaReadLock<'_> {
+    fn drop(&mut self) {
+        self.k
+            .mo
+            .atomic_fetch_sub_release(RWSEM_READER_BIAS, self.count);
+    }
+}
+
 impl Kernel {
+    /// `down_read_trylock` of a vma's rwsem (`__down_read_trylock`): while no writer
+    /// holds it, `atomic_long_try_cmpxchg_acquire` of one more reader.
+    fn vma_down_read_trylock<'a>(&'a self, count: &'a AtomicU64) -> Option<VmaReadLock<'a>> {
+        let mut c = self.mo.read_once(count);
+        while c & RWSEM_WRITER_LOCKED == 0 {
+            let seen = self.mo.cmpxchg_acquire(count, c, c + RWSEM_READER_BIAS);
+            if seen == c {
+                return Some(VmaReadLock { k: self, count });
+            }
+            c = seen;
+        }
+        None
+    }
+
     /// `lock_vma_under_rcu`: the vma of `mm` holding `addr`, read-locked, if it is an
     /// anonymous private vma with an `anon_vma` that is not write-locked; `None` sends
     /// the fault to the mmap lock. The `anon_vma` check comes before `vma_start_read`
@@ -31,7 +65,7 @@ impl Kernel {
         &self,
         mm: MmId,
         addr: Addr,
-    ) -> Option<(Vma, RwLockReadGuard<'_, ()>)> {
+    ) -> Option<(Vma, VmaReadLock<'_>)> {
         let m = self.mm(mm);
         let vma = m
             .tree
@@ -49,7 +83,7 @@ impl Kernel {
         if self.mo.read_once(&l.vm_lock_seq) == self.mo.read_once(&m.mm_lock_seq) {
             return None;
         }
-        let guard = self.mo.down_read_trylock(&l.lock)?;
+        let guard = self.vma_down_read_trylock(&l.lock)?;
         let seq = if self.policy.vma_lock_seq_ordering {
             self.mo.smp_load_acquire(&m.mm_lock_seq)
         } else {
@@ -63,11 +97,14 @@ impl Kernel {
         }
         // The vma's fields as of now; gone (detached) or moved away from `addr`: retry
         // under the mmap lock.
-        let fresh = m.tree.with(|t| {
+        let mut fresh = m.tree.with(|t| {
             t.iter()
                 .find(|v| v.slot == vma.slot && v.contains(addr))
                 .copied()
         })?;
+        // The fields the fault goes on with are read from the vma's memory, after the
+        // lock and the sequence check.
+        fresh.flags = self.mo.read_once(&l.vm_flags);
         tracing::trace!(target: "cowbreak::mm", mm, func = "lock_vma_under_rcu", addr, slot = vma.slot);
         Some((fresh, guard))
     }
@@ -84,9 +121,14 @@ impl Kernel {
         if self.mo.read_once(&l.vm_lock_seq) == seq {
             return;
         }
-        let g = self.mo.down_write(&l.lock);
+        // down_write: the fast path's cmpxchg_acquire from 0, sleeping (spinning here)
+        // while readers hold it.
+        while self.mo.cmpxchg_acquire(&l.lock, 0, RWSEM_WRITER_LOCKED) != 0 {
+            cowbreak_sync::spin_wait();
+        }
         self.mo.write_once(&l.vm_lock_seq, seq);
-        drop(g);
+        // up_write.
+        self.mo.atomic_fetch_sub_release(RWSEM_WRITER_LOCKED, &l.lock);
         tracing::trace!(target: "cowbreak::mm", mm, func = "vma_start_write", addr = vma.start, slot = vma.slot);
     }
 
@@ -133,8 +175,9 @@ impl Kernel {
         }
     }
 
-    /// A vma `from` of `mm` gave `to` of `into` its `anon_vma` (`anon_vma_fork`, a split).
-    pub(crate) fn anon_vma_copy(&self, mm: MmId, from: usize, into: MmId, to: usize) {
+    /// `vm_area_dup` / `anon_vma_fork` / `anon_vma_clone`: vma `to` of `into` starts
+    /// with the `anon_vma` and the `vm_flags` of vma `from` of `mm` (a split, fork).
+    pub(crate) fn vma_dup_state(&self, mm: MmId, from: usize, into: MmId, to: usize) {
         let (Some(a), Some(b)) = (
             self.mm(mm).vma_locks.get(from),
             self.mm(into).vma_locks.get(to),
@@ -143,6 +186,26 @@ impl Kernel {
         };
         let has = self.mo.read_once(&a.anon_vma);
         self.mo.write_once(&b.anon_vma, has);
+        let flags = self.mo.read_once(&a.vm_flags);
+        self.mo.write_once(&b.vm_flags, flags);
+    }
+
+    /// `vm_flags_init` / `vm_flags_reset`: the vma's `vm_flags` as faults under the vma
+    /// lock read them (the caller holds the mmap lock for write and has write-locked the
+    /// vma, or it is not yet visible).
+    pub(crate) fn vm_flags_reset(&self, mm: MmId, vma: &Vma) {
+        if let Some(l) = self.mm(mm).vma_locks.get(vma.slot) {
+            self.mo.write_once(&l.vm_flags, vma.flags);
+        }
+    }
+
+    /// Whether the vma `slot` of `mm` is writable as its last unlock published it.
+    pub(crate) fn published_writable(&self, mm: MmId, slot: usize) -> Option<bool> {
+        self.mm(mm).tree.with(|t| {
+            t.iter()
+                .find(|v| v.slot == slot)
+                .map(|v| v.flags & crate::mm_types::vm::WRITE != 0)
+        })
     }
 }
 

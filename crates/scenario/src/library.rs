@@ -36,6 +36,7 @@ builtin! {
     "ro-pin-previously-shared.scn",
     "ro-pin-shared.scn",
     "rw-longterm-pin-then-fork.scn",
+    "vma-seq-ordering.scn",
     "vmsplice-before-fork-unmap-in-parent.scn",
     "vmsplice-unmap-in-child-mprotect.scn",
     "vmsplice-unmap-in-parent.scn",

@@ -384,9 +384,11 @@ impl MemoryModel {
     /// `cmpxchg_acquire(x, old, new)` (`atomic_long_try_cmpxchg_acquire`): acquire when it
     /// succeeds. Returns the value it found.
     pub fn cmpxchg_acquire<W: Word>(self, x: &W, old: W::V, new: W::V) -> W::V {
-        self.rmw("cmpxchg_acquire", x, Acquire, |o| match x.cas(old, new, o) {
-            Ok(v) => (v, Some(new)),
-            Err(v) => (v, None),
+        self.rmw("cmpxchg_acquire", x, Acquire, |o| {
+            match x.cas(old, new, o) {
+                Ok(v) => (v, Some(new)),
+                Err(v) => (v, None),
+            }
         })
     }
 

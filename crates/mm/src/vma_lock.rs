@@ -128,7 +128,8 @@ impl Kernel {
         }
         self.mo.write_once(&l.vm_lock_seq, seq);
         // up_write.
-        self.mo.atomic_fetch_sub_release(RWSEM_WRITER_LOCKED, &l.lock);
+        self.mo
+            .atomic_fetch_sub_release(RWSEM_WRITER_LOCKED, &l.lock);
         tracing::trace!(target: "cowbreak::mm", mm, func = "vma_start_write", addr = vma.start, slot = vma.slot);
     }
 

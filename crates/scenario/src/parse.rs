@@ -620,12 +620,12 @@ impl Parser<'_> {
                 if !BACKENDS.contains(&t.text.as_str()) {
                     return Err(unknown(line, &t, "an explorer", BACKENDS));
                 }
-                if t.text == "loom" {
-                    for (k, v) in line.options(&["preemption-bound"])? {
-                        if k == "preemption-bound" {
-                            self.sc.preemption_bound =
-                                Some(number(line, &v, "a preemption bound", 8)? as usize);
-                        }
+                // The bound loom uses for this scenario, whichever explorer `check`
+                // defaults to (the loom suite runs every scenario that fits).
+                for (k, v) in line.options(&["preemption-bound"])? {
+                    if k == "preemption-bound" {
+                        self.sc.preemption_bound =
+                            Some(number(line, &v, "a preemption bound", 8)? as usize);
                     }
                 }
                 self.sc.backend = Some(t.text);

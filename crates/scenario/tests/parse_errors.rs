@@ -100,8 +100,8 @@ bad! {
         => 3:1 "expected `expect pin-coherence` to name only the architectures of the `arch` line, found `@arm64`";
     unknown_backend: "scenario s\nbackend lom\n"
         => 2:9 "expected an explorer, found `lom` (did you mean `loom`?)";
-    preemption_bound_only_for_loom: "scenario s\nbackend pct preemption-bound=3\n"
-        => 2:13 "expected the end of the line, found `preemption-bound=3`";
+    preemption_bound_out_of_range: "scenario s\nbackend pct preemption-bound=9\n"
+        => 2:30 "expected a preemption bound at most 8, found 9";
     // Statements and structure.
     unknown_statement_gets_a_suggestion: concat!(head!(), "    reed buf\n")
         => 4:5 "expected a statement (`scenario`, `map`, `thread`, an operation, ...), found `reed` (did you mean `read`?)";
@@ -556,4 +556,15 @@ fn doc_worked_examples_are_the_builtins() {
             "docs/scenarios.md shows {file} as it is"
         );
     }
+}
+
+#[test]
+fn preemption_bound_goes_with_any_explorer() {
+    let sc = cowbreak_scenario::parse(
+        "s.scn",
+        "scenario s\nbackend pct preemption-bound=1\nmap buf private-anon\nthread t:\n    read buf\n",
+    )
+    .unwrap();
+    assert_eq!(sc.preemption_bound, Some(1));
+    assert_eq!(sc.backend.as_deref(), Some("pct"));
 }

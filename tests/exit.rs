@@ -1,16 +1,16 @@
 //! `exit` is a thread's exit and the mm goes with its last thread (`mmput` ->
 //! `exit_mmap`); `exit-group` takes every thread of the process with it. Budget: 300
-//! PCT (depth 3) executions, seed 7, per scenario and architecture.
+//! PCT (depth 3) executions, seed 7, per scenario, era (v6.2, v6.12) and architecture.
 #![cfg(all(not(loom), not(cowbreak_stress)))]
 
 use cowbreak::explore::{explore_shuttle, ShuttleConfig, Strategy};
 use cowbreak::mm::{Arch, Era};
 use cowbreak::trace::Event;
 
-/// Every event of 300 executions of `text` on v6.2, asserting none violates anything.
-fn events(text: &str, arch: Arch) -> Vec<Event> {
+/// Every event of 300 executions of `text` on `era`, asserting none violates anything.
+fn events(text: &str, era: Era, arch: Arch) -> Vec<Event> {
     let sc = cowbreak::scenario::parse("exit.scn", text).unwrap();
-    let config = sc.kernel_config(sc.policy(Era::V6_2, arch), arch);
+    let config = sc.kernel_config(sc.policy(era, arch), arch);
     let cfg = ShuttleConfig {
         strategy: Strategy::Pct { depth: 3 },
         iterations: 300,
@@ -22,7 +22,7 @@ fn events(text: &str, arch: Arch) -> Vec<Event> {
         let outcome = explore_shuttle(&cfg, sc.execution(config.clone()));
         assert!(
             outcome.violations.is_empty(),
-            "{arch}: {:?}",
+            "{era} {arch}: {:?}",
             outcome.violations
         );
         assert_eq!(outcome.executions, 300);
@@ -55,22 +55,34 @@ thread two in child:
     read buf
     write buf 3
 ";
-    for arch in [Arch::X86, Arch::Arm64] {
-        let ev = events(TEXT, arch);
+    // v6.2 takes every fault under the mmap lock, v6.12 under the per-VMA lock.
+    for (era, arch) in [Era::V6_2, Era::V6_12]
+        .into_iter()
+        .flat_map(|e| [(e, Arch::X86), (e, Arch::Arm64)])
+    {
+        let ev = events(TEXT, era, arch);
         let ops: Vec<_> = ev
             .iter()
             .filter(|e| {
                 matches!(e.func.as_deref(), Some("read" | "write")) && e.fields.contains_key("line")
             })
             .collect();
-        assert!(ops.len() >= 300 * 3, "{arch}: {} operations", ops.len());
+        assert!(
+            ops.len() >= 300 * 3,
+            "{era} {arch}: {} operations",
+            ops.len()
+        );
         let failed: Vec<_> = ops
             .iter()
             .filter(|e| e.fields.get("result").is_some_and(|r| r.contains("Err")))
             .collect();
-        assert!(failed.is_empty(), "{arch}: {failed:?}");
-        assert_eq!(func(&ev, "exit_mmap").count(), 0, "{arch}: an mm went away");
-        assert_eq!(func(&ev, "mmput").count(), 300, "{arch}");
+        assert!(failed.is_empty(), "{era} {arch}: {failed:?}");
+        assert_eq!(
+            func(&ev, "exit_mmap").count(),
+            0,
+            "{era} {arch}: an mm went away"
+        );
+        assert_eq!(func(&ev, "mmput").count(), 300, "{era} {arch}");
     }
 }
 
@@ -96,10 +108,14 @@ thread two in child:
 thread three in child:
     write buf 4
 ";
-    for arch in [Arch::X86, Arch::Arm64] {
-        let ev = events(TEXT, arch);
-        assert_eq!(func(&ev, "exit_mmap").count(), 300, "{arch}");
-        assert_eq!(func(&ev, "mmput").count(), 3 * 300, "{arch}");
+    // v6.2 takes every fault under the mmap lock, v6.12 under the per-VMA lock.
+    for (era, arch) in [Era::V6_2, Era::V6_12]
+        .into_iter()
+        .flat_map(|e| [(e, Arch::X86), (e, Arch::Arm64)])
+    {
+        let ev = events(TEXT, era, arch);
+        assert_eq!(func(&ev, "exit_mmap").count(), 300, "{era} {arch}");
+        assert_eq!(func(&ev, "mmput").count(), 3 * 300, "{era} {arch}");
         let late_reads = ev
             .iter()
             .filter(|e| {
@@ -108,7 +124,7 @@ thread three in child:
             .count();
         assert_eq!(
             late_reads, 0,
-            "{arch}: thread two read after the group exit"
+            "{era} {arch}: thread two read after the group exit"
         );
         // (Line numbers are as the events carry them: thread two's wait is line 13.)
         assert!(func(&ev, "wait").any(|e| e.fields.get("line").is_some_and(|l| l == "13")));

@@ -25,7 +25,8 @@ pub struct Target {
     /// A built-in scenario (its name, the cow.c test it follows, or a commit it cites; see
     /// `cargo xtask list`) or a scenario file.
     pub scenario: String,
-    /// The kernel era (v4.8, v4.9, v4.15, v4.4.289, v5.8, v5.9, v5.11, v5.18, v5.19, v6.0, v6.1, v6.2).
+    /// The kernel era (v4.8, v4.9, v4.15, v4.4.289, v5.8, v5.9, v5.11, v5.18, v5.19, v6.0,
+    /// v6.1, v6.2, v6.4, v6.5, v6.6, v6.10, v6.12).
     #[arg(long)]
     pub era: String,
     /// The architecture (x86, arm64); default: the scenario's `arch` line, else x86.

@@ -52,7 +52,18 @@
 //!   dereferences is an acquire load ([`MemoryModel::read_once_dep`]).
 //! - One anon_vma lock for the whole kernel, one page-table lock per mm (split PTE locks
 //!   are a scalability device), no mmu_notifier, userfaultfd or soft-dirty.
-//! - Pages are one data word; a "write" stamps it with (writer mm, value).
+//! - Pages are one data word; a "write" stamps it with (writer mm, value). A collapse
+//!   copies the word of the page asked for into the huge page.
+//! - Collapse is of anonymous memory only (`collapse_huge_page`): no file/shmem THP, so
+//!   no `retract_page_tables` or `collapse_pte_mapped_thp`, and `pte_offset_map` (v6.5)
+//!   never fails.
+//! - Per-VMA locks (v6.4): faults on private anonymous vmas only (as in 6.4); the tree
+//!   `lock_vma_under_rcu` walks is a copy published by `mmap_write_unlock`, and of a
+//!   vma's fields only `vm_flags` is memory a fault reads after locking. The vma rwsem is
+//!   atomics; the mmap lock and page-table lock are loom / shuttle locks, which loom
+//!   makes sequentially consistent fences (stronger than the kernel's).
+//! - `anon_vma` is "set or not" per vma (what `lock_vma_under_rcu` reads); chains, merges
+//!   and `unlink_anon_vmas` on a live vma are not modeled.
 
 #![warn(missing_docs)]
 

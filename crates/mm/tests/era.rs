@@ -81,6 +81,22 @@ fn presets_follow_the_kernel_history() {
     assert!(!on(Era::V5_18, "anon_exclusive") && on(Era::V5_19, "unshare_on_ro_pin"));
     assert!(!on(Era::V6_1, "unshare_any_cow_mapping") && on(Era::V6_2, "unshare_any_cow_mapping"));
     assert!(!on(Era::V6_0, "anon_exclusive_barriers") && on(Era::V6_1, "anon_exclusive_barriers"));
+    assert!(
+        !on(Era::V6_0, "khugepaged_ipi_before_table_free")
+            && on(Era::V6_1, "khugepaged_ipi_before_table_free")
+    );
+    // Per-VMA locks from v6.4, their fixes from v6.5 (v6.4 stands for 6.4.0).
+    for era in Era::ALL {
+        assert_eq!(on(era, "per_vma_lock"), era >= Era::V6_4, "{era}");
+        assert_eq!(on(era, "migrate_batched_flush"), era >= Era::V6_4, "{era}");
+        for fix in [
+            "fork_locks_parent_vmas",
+            "vma_lock_seq_ordering",
+            "vma_anon_vma_check_under_lock",
+        ] {
+            assert_eq!(on(era, fix), era >= Era::V6_5, "{era}: {fix}");
+        }
+    }
     for era in Era::ALL {
         assert!(
             !on(era, "sequential_consistency"),
@@ -128,10 +144,11 @@ fn arches_parse_by_name_and_suggest() {
 fn unmodeled_eras_say_what_they_leave_out() {
     let mut p = Era::V6_0.policy();
     p.set("anon_exclusive_barriers", true).unwrap();
+    p.set("khugepaged_ipi_before_table_free", true).unwrap();
     assert_eq!(
         p,
         Era::V6_1.policy(),
-        "v6.1 adds only 088b8aa537c2's barriers"
+        "v6.1 adds only 088b8aa537c2's barriers and 2ba99c5e0881's IPI"
     );
     let mut p = Era::V5_11.policy();
     p.set("thp_reuse_only_if_refcount_one", true).unwrap();
@@ -146,6 +163,20 @@ fn unmodeled_eras_say_what_they_leave_out() {
             era.unmodeled().is_some(),
             "{era} must say what it does not model"
         );
+    }
+    // An era whose preset is the one before's changed only paths outside the model,
+    // and must say which.
+    for pair in Era::ALL.windows(2) {
+        for arch in Arch::ALL {
+            if Policy::preset(pair[0], arch) == Policy::preset(pair[1], arch) {
+                assert!(
+                    pair[1].unmodeled().is_some(),
+                    "{} has {}'s preset on {arch} and does not say why",
+                    pair[1],
+                    pair[0]
+                );
+            }
+        }
     }
 }
 

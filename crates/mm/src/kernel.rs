@@ -629,10 +629,57 @@ impl Kernel {
 
     // ---- end-of-execution accounting ----------------------------------------------
 
+    /// Where the model tracks `anon_vma` (per-VMA locks): every anonymous page a
+    /// process maps must be reachable through its vma's `anon_vma` (rmap walks,
+    /// migration, KSM find it there), so the vma must have one.
+    fn check_anon_vmas(&self) {
+        for mm in self.mms.iter().filter(|m| !m.vma_locks.is_empty()) {
+            let vmas = mm.tree.with(|t| t.clone());
+            for vma in &vmas {
+                let Some(l) = mm.vma_locks.get(vma.slot) else {
+                    continue;
+                };
+                let mut a = vma.start;
+                while a < vma.end {
+                    let pmd = Pmd(self.mo.read_once(&mm.pmd[pmd_index(a)]));
+                    let leaf = if pmd.is_none() {
+                        None
+                    } else if pmd.is_huge() {
+                        Some(pmd.leaf())
+                    } else {
+                        Some(Pte(self.mo.read_once(
+                            &self.tables.table(pmd.table_id()).entries[pte_index(a)],
+                        )))
+                    };
+                    let anon_page = leaf
+                        .filter(|p| p.present() && !p.special())
+                        .is_some_and(|p| self.page_anon(p.pfn()));
+                    if anon_page && self.mo.read_once(&l.anon_vma) == 0 {
+                        self.oracle.report(
+                            ViolationKind::Accounting,
+                            "check_anon_vmas",
+                            format!(
+                                "mm{} maps an anonymous page at {a:#x} in a vma without an anon_vma",
+                                mm.id
+                            ),
+                        );
+                        break;
+                    }
+                    a = if pmd.is_huge() {
+                        crate::pgtable::pmd_start(a) + crate::pgtable::PMD_SIZE
+                    } else {
+                        a + crate::pgtable::PAGE_SIZE
+                    };
+                }
+            }
+        }
+    }
+
     /// The oracle's end-of-execution check: for every live frame, its refcount and
     /// mapcount against the page tables (walked for real) and the pins the ghost state
     /// knows of. Call it after every model thread has been joined.
     pub fn check_accounting(&self) {
+        self.check_anon_vmas();
         let mut maps = vec![0i64; self.frames.len()];
         for mm in &self.mms {
             for slot in &mm.pmd {

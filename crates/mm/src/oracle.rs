@@ -618,6 +618,28 @@ mod tests {
     }
 
     #[test]
+    fn a_cow_copy_that_misses_its_own_mms_later_store_is_cow_isolation() {
+        let o = oracle();
+        o.on_map(0, 0x8000, 1, true, "t");
+        // A store before the copy is in the copy: nothing lost.
+        o.on_write(0, 0x8000, 1, true, "t");
+        let seen = o.stores(1);
+        o.on_cow_commit(0, 0x8000, 1, 2, seen, "wp_page_copy");
+        assert_eq!(kinds(&o), []);
+        // A store of mm0's own at that address after the copy is lost to mm0.
+        o.on_write(0, 0x8000, 1, true, "t");
+        o.on_cow_commit(0, 0x8000, 1, 2, seen, "wp_page_copy");
+        assert_eq!(kinds(&o), [ViolationKind::CowIsolation]);
+        // One at another address is not.
+        let o = oracle();
+        o.on_map(0, 0x8000, 1, true, "t");
+        let seen = o.stores(1);
+        o.on_write(0, 0x9000, 1, true, "t");
+        o.on_cow_commit(0, 0x8000, 1, 2, seen, "wp_page_copy");
+        assert_eq!(kinds(&o), []);
+    }
+
+    #[test]
     fn a_write_during_fork_may_reach_the_child() {
         let o = oracle();
         o.on_map(0, 0x8000, 1, true, "t");

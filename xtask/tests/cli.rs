@@ -46,7 +46,10 @@ fn list_json_has_every_scenario_era_and_switch() {
         v["scenarios"].as_array().unwrap().len(),
         cowbreak_scenario::library::FILES.len()
     );
-    assert_eq!(v["eras"].as_array().unwrap().len(), 12);
+    assert_eq!(
+        v["eras"].as_array().unwrap().len(),
+        cowbreak_mm::Era::ALL.len()
+    );
     assert!(v["scenarios"]
         .as_array()
         .unwrap()
@@ -441,6 +444,8 @@ fn loom_refuses_scenarios_with_too_many_threads() {
     assert!(stderr(&o).contains("loom runs at most 4"), "{}", stderr(&o));
 }
 
+/// Budget: 3,000 PCT executions a cell, seed 0 (the collapse-table race on arm64 v6.0
+/// first shows at execution 2,456 of seed 0's campaign).
 #[test]
 fn the_matrix_agrees_with_the_kernel_history() {
     let dir = tempfile::tempdir().unwrap();
@@ -449,7 +454,7 @@ fn the_matrix_agrees_with_the_kernel_history() {
         &[
             "matrix",
             "--budget",
-            "1000",
+            "3000",
             "--json",
             out.to_str().unwrap(),
         ],
@@ -474,7 +479,7 @@ fn the_matrix_agrees_with_the_kernel_history() {
                 .count()
         })
         .sum();
-    assert_eq!(cells.len(), arches * 12);
+    assert_eq!(cells.len(), arches * cowbreak_mm::Era::ALL.len());
     for arch in ["x86", "arm64"] {
         assert!(cells.iter().any(|c| c["arch"] == arch), "no {arch} cell");
     }

@@ -212,6 +212,25 @@ policy! {
     /// use-after-free in `__anon_vma_prepare`, which the model has no path to; the
     /// switch only moves the check). Backported to 6.4.10.
     vma_anon_vma_check_under_lock = "657b5146955e", "v6.5", Era;
+    /// Andrea Arcangeli's copy-on-read (aa.git `main-5.15.y`, never merged: d2c2cd14f12d
+    /// "gup: COR: copy-on-read fault", 47e416ee265b / 639ab322c8a7 `gup_must_unshare()`,
+    /// c8c1bfc161c8): any read GUP (FOLL_GET or FOLL_PIN without FOLL_WRITE) of an anon
+    /// page that is mapped more than once (`page_mapcount > 1`; at mapcount 1 a
+    /// `trylock_page` that fails counts as shared, else `can_read_pin_swap_page`) takes a
+    /// FAULT_FLAG_UNSHARE fault first, in slow GUP (-EMLINK) and fast GUP (bail); the
+    /// unshare fault copies a page mapped more than once into a read-only PTE and leaves
+    /// one mapped once alone. FOLL_LONGTERM implies FOLL_MM_SYNC (05e33738c1fd): the
+    /// zero page, KSM pages and MAP_PRIVATE page cache are unshared too. The tree's COW
+    /// reuse is mapcount-based again (f1c10f2e65f7 reverts 09854ba94c6a): leave
+    /// `reuse_only_if_refcount_one` off with it.
+    cor_unshare = "d2c2cd14f12d 47e416ee265b c8c1bfc161c8", "aa-cor", Era;
+    /// The copy-on-read fault keeps concurrent R/O long-term pins in sync (58ca07be9de2,
+    /// aa.git 2023): it locks the old page, clears the PTE, and if the page is no longer
+    /// shared (`can_read_pin_swap_page`: the other mapping went away meanwhile, a child
+    /// exiting) puts the old PTE back instead of the copy, so that a second pin that saw
+    /// mapcount 1 and pinned the old page stays coherent. Before, the copy went in
+    /// regardless (and 1161e12766ba had dropped the page lock from the copy path).
+    cor_unshare_keeps_pin_sync = "58ca07be9de2", "aa-cor (2023)", Era;
     /// x86-TSO under loom: plain loads are acquire, plain stores release, every locked
     /// instruction (atomic RMW, lock acquisition) a full barrier. Off: the Linux kernel
     /// memory model as a weakly ordered machine (arm64) gives it. Shuttle is sequentially
@@ -314,11 +333,14 @@ pub enum Era {
     V6_10,
     /// 6.12 and later.
     V6_12,
+    /// Hypothetical: Andrea Arcangeli's copy-on-read tree (aa.git `main-5.15.y`), never
+    /// merged: 5.15 with `cor_unshare` and mapcount-based COW reuse.
+    AaCor,
 }
 
 impl Era {
     /// Every era, in table order.
-    pub const ALL: [Era; 17] = [
+    pub const ALL: [Era; 18] = [
         Era::V4_8,
         Era::V4_9,
         Era::V4_15,
@@ -336,6 +358,7 @@ impl Era {
         Era::V6_6,
         Era::V6_10,
         Era::V6_12,
+        Era::AaCor,
     ];
 
     /// The era's name, as on the command line (`v5.9`).
@@ -358,6 +381,7 @@ impl Era {
             Era::V6_6 => "v6.6",
             Era::V6_10 => "v6.10",
             Era::V6_12 => "v6.12",
+            Era::AaCor => "aa-cor",
         }
     }
 
@@ -381,6 +405,7 @@ impl Era {
             Era::V6_6 => "6.6 - 6.9",
             Era::V6_10 => "6.10 - 6.11",
             Era::V6_12 => "6.12 +",
+            Era::AaCor => "aa.git main-5.15.y (not merged)",
         }
     }
 
@@ -396,17 +421,18 @@ impl Era {
             Era::V6_5 => Some("0d940a9b270b pte_offset_map may fail: only file/shmem THP collapse (retract_page_tables) makes it fail, and the model collapses anonymous memory only"),
             Era::V6_6 => Some("1d65b771bc08 retract_page_tables without the mmap lock, pte_free_defer: file/shmem THP is not modeled; 57edfcfd3419 THP slow-GUP batching: no behaviour change for one page"),
             Era::V6_10 => Some("3a5a8d343e1c split of a PMD migration entry vs GUP-fast: THP migration and PMD splitting are not modeled; v6.8/v6.9 mTHP (19eaf44954df, f8d937761d65): large folios on PTEs are not modeled"),
+            Era::AaCor => Some("a4f02537f363 (GUP-fast checks gup_must_unshare before its PTE/PMD recheck, with smp_rmb) and the THP mapcount seqlock (4ed60a2853f5): huge pages are unshared whole, not split; swap counts (can_read_pin_swap_page's swapcount) and SWP_STABLE_WRITE (d8dab2c6f2f8): swap is not modeled"),
             Era::V6_12 => Some("1013af4f585f (CVE-2025-38085, fixed in 6.16 and 6.12.35): hugetlb shared PMD tables are not modeled; the rest of 6.11 - 6.12 is hugetlb, pfnmap and refactoring"),
             _ => None,
         }
     }
 
-    /// Look an era up by name (`v5.9`, also without the `v`).
+    /// Look an era up by name (`v5.9`, also without the `v`; `aa-cor`).
     pub fn from_name(name: &str) -> Result<Era, UnknownEra> {
         let want = name.strip_prefix('v').unwrap_or(name);
         Era::ALL
             .into_iter()
-            .find(|e| &e.name()[1..] == want)
+            .find(|e| e.name().strip_prefix('v').unwrap_or(e.name()) == want)
             .ok_or_else(|| UnknownEra {
                 name: name.to_string(),
             })
@@ -437,6 +463,18 @@ impl Era {
                 p.touch_pmd_dirty_only_on_write = true;
                 p.force_cow_break_on_gup = true;
                 p.foll_pin = true;
+            }
+            // 5.15 (the v5.11 preset with the two-step pin of 5.14), COW reuse decided by
+            // mapcount again, and copy-on-read with its later fix.
+            Era::AaCor => {
+                p.foll_cow = true;
+                p.touch_pmd_dirty_only_on_write = true;
+                p.foll_pin = true;
+                p.fork_copies_pinned_pages = true;
+                p.write_protect_seq = true;
+                p.pin_folio_ref_add = true;
+                p.cor_unshare = true;
+                p.cor_unshare_keeps_pin_sync = true;
             }
             _ => {
                 p.foll_cow = true;

@@ -121,6 +121,9 @@ impl Kernel {
     /// that rechecked an unchanged PTE must not see the flag as it was before the PTE was
     /// cleared and restored.
     fn gup_must_unshare(&self, flags: u32, pfn: Pfn, vma: Option<&Vma>) -> bool {
+        if self.policy.cor_unshare {
+            return self.cor_must_unshare(flags, pfn, vma);
+        }
         if !self.policy.unshare_on_ro_pin || flags & (foll::WRITE | foll::PIN) != foll::PIN {
             return false;
         }
@@ -133,6 +136,27 @@ impl Kernel {
             self.mo.smp_rmb();
         }
         !self.page_test(pfn, pg::ANON_EXCLUSIVE)
+    }
+
+    /// `gup_must_unshare` of the copy-on-read tree (aa.git, `cor_unshare`): any read GUP
+    /// that takes a reference (FOLL_GET or FOLL_PIN, no FOLL_WRITE). An anon page is
+    /// unshared if mapped more than once, or at mapcount 1 if `trylock_page` fails;
+    /// otherwise `can_read_pin_swap_page` (mapcount + swapcount <= 1; no swap here) under
+    /// the page lock. FOLL_LONGTERM implies FOLL_MM_SYNC: the zero page, KSM pages and
+    /// page cache in a COW mapping are unshared too.
+    fn cor_must_unshare(&self, flags: u32, pfn: Pfn, vma: Option<&Vma>) -> bool {
+        if flags & foll::WRITE != 0 || flags & (foll::GET | foll::PIN) == 0 {
+            return false;
+        }
+        if is_zero_pfn(pfn) || !self.page_anon(pfn) || self.page_test(pfn, pg::KSM) {
+            return flags & foll::LONGTERM != 0 && vma.is_none_or(|v| is_cow_mapping(v.flags));
+        }
+        if self.page_mapcount(pfn) > 1 || !self.trylock_page(pfn) {
+            return true;
+        }
+        let shared = self.page_mapcount(pfn) > 1;
+        self.unlock_page(pfn);
+        shared
     }
 
     /// `try_grab_page`: FOLL_GET `get_page` (+1), FOLL_PIN `page_ref_add` of the bias

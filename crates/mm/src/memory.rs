@@ -246,7 +246,7 @@ impl Kernel {
                 return Ok(VM_FAULT_WRITE);
             }
             self.get_page(pfn, "do_huge_pmd_wp_page");
-        } else if unshare && !self.policy.unshare_any_cow_mapping {
+        } else if unshare && !self.unshares_any_cow_mapping() {
             return Ok(0);
         }
         drop(ptl);
@@ -423,7 +423,7 @@ impl Kernel {
         let page = self.vm_normal_page(vmf.orig);
         let Some(pfn) = page else {
             // The shared zero page: copy on write; unshare it only from v6.2.
-            if vmf.unshare() && !vmf.write() && !self.policy.unshare_any_cow_mapping {
+            if vmf.unshare() && !vmf.write() && !self.unshares_any_cow_mapping() {
                 return Ok(0);
             }
             drop(ptl);
@@ -490,13 +490,19 @@ impl Kernel {
         } else if !vmf.vma.is_private() && vmf.vma.flags & vm::WRITE != 0 {
             // wp_page_shared: a shared writable mapping writes the page-cache page.
             return Ok(self.wp_page_reuse(vmf));
-        } else if vmf.unshare() && !vmf.write() && !self.policy.unshare_any_cow_mapping {
+        } else if vmf.unshare() && !vmf.write() && !self.unshares_any_cow_mapping() {
             // Before v6.2 an unshare fault only ever concerns anon pages.
             return Ok(0);
         }
         self.get_page(pfn, "do_wp_page");
         drop(ptl);
         self.wp_page_copy(vmf, Some(pfn))
+    }
+
+    /// Whether an unshare fault concerns more than anon pages: R/O longterm pins in any
+    /// COW mapping (v6.2, `unshare_any_cow_mapping`), or copy-on-read's FOLL_MM_SYNC.
+    fn unshares_any_cow_mapping(&self) -> bool {
+        self.policy.unshare_any_cow_mapping || self.policy.cor_unshare
     }
 
     /// `wp_page_reuse`: keep the page, make the PTE young, dirty and (if the vma is
@@ -537,6 +543,15 @@ impl Kernel {
             seen
         });
         self.__SetPageUptodate(new);
+        // Copy-on-read kept in sync with concurrent pins (58ca07be9de2): the old page is
+        // locked (a pin's gup_must_unshare trylock fails meanwhile) and rechecked below.
+        let cor_sync = vmf.unshare()
+            && !vmf.write()
+            && self.policy.cor_unshare_keeps_pin_sync
+            && old.is_some_and(|p| p != ZERO_PFN && self.page_anon(p));
+        if cor_sync {
+            self.lock_page(old.expect("checked"));
+        }
         let ptl = self.mo.spin_lock(&self.mm(vmf.mm).page_table_lock);
         let mut ret = 0;
         let mut release = Some(new);
@@ -554,6 +569,27 @@ impl Kernel {
                 "wp_page_copy",
             );
             self.flush_tlb(vmf.cpu, "ptep_clear_flush");
+            if cor_sync && self.page_mapcount(old.expect("checked")) <= 1 {
+                // can_read_pin_swap_page: the page is no longer shared; put it back and
+                // let GUP retry (it pins the old page, as any pin that saw it alone did).
+                tracing::trace!(target: "cowbreak::mm", cpu = vmf.cpu, mm = vmf.mm, func = "wp_page_copy", addr = vmf.addr, "COR: no longer shared, old PTE restored");
+                self.set_pte(
+                    vmf.mm,
+                    vmf.table,
+                    vmf.addr,
+                    Pte::NONE,
+                    vmf.orig,
+                    vmf.vma.is_private(),
+                    "wp_page_copy",
+                );
+                drop(ptl);
+                self.unlock_page(old.expect("checked"));
+                self.put_page(new, "wp_page_copy");
+                if let Some(old) = old {
+                    self.put_page(old, "wp_page_copy");
+                }
+                return Ok(0);
+            }
             self.page_add_new_anon_rmap(new);
             self.set_pte_at(vmf.mm, vmf.table, &vmf.vma, vmf.addr, entry, "wp_page_copy");
             if let (Some(old), Some(seen)) = (old, seen) {
@@ -571,6 +607,9 @@ impl Kernel {
             ret = VM_FAULT_WRITE;
         }
         drop(ptl);
+        if cor_sync {
+            self.unlock_page(old.expect("checked"));
+        }
         if let Some(pfn) = release {
             self.put_page(pfn, "wp_page_copy");
         }

@@ -45,7 +45,8 @@ fn unknown_switches_and_eras_suggest_the_closest_name() {
 fn eras_parse_by_name_with_or_without_v() {
     for era in Era::ALL {
         assert_eq!(Era::from_name(era.name()), Ok(era));
-        assert_eq!(era.name()[1..].parse::<Era>(), Ok(era));
+        let bare = era.name().strip_prefix('v').unwrap_or(era.name());
+        assert_eq!(bare.parse::<Era>(), Ok(era));
     }
 }
 
@@ -87,16 +88,29 @@ fn presets_follow_the_kernel_history() {
     );
     // Per-VMA locks from v6.4, their fixes from v6.5 (v6.4 stands for 6.4.0).
     for era in Era::ALL {
-        assert_eq!(on(era, "per_vma_lock"), era >= Era::V6_4, "{era}");
-        assert_eq!(on(era, "migrate_batched_flush"), era >= Era::V6_4, "{era}");
+        let upstream = era != Era::AaCor;
+        assert_eq!(
+            on(era, "per_vma_lock"),
+            upstream && era >= Era::V6_4,
+            "{era}"
+        );
+        assert_eq!(
+            on(era, "migrate_batched_flush"),
+            upstream && era >= Era::V6_4,
+            "{era}"
+        );
         for fix in [
             "fork_locks_parent_vmas",
             "vma_lock_seq_ordering",
             "vma_anon_vma_check_under_lock",
         ] {
-            assert_eq!(on(era, fix), era >= Era::V6_5, "{era}: {fix}");
+            assert_eq!(on(era, fix), upstream && era >= Era::V6_5, "{era}: {fix}");
         }
+        // Copy-on-read only in its own tree, whose COW reuse is by mapcount.
+        assert_eq!(on(era, "cor_unshare"), !upstream, "{era}");
     }
+    assert!(!on(Era::AaCor, "reuse_only_if_refcount_one") && on(Era::AaCor, "write_protect_seq"));
+    assert_eq!(Era::from_name("aa-cor"), Ok(Era::AaCor));
     for era in Era::ALL {
         assert!(
             !on(era, "sequential_consistency"),

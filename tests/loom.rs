@@ -126,6 +126,33 @@ fn ksm_vs_ro_pin_fast_is_the_088b8aa537c2_race() {
     }
 }
 
+/// b1f02b95758d: mprotect(PROT_READ) against a write fault under the per-VMA lock. On
+/// arm64 v6.4 loom finds the fault acting on the vma's old VM_WRITE after seeing it
+/// unlocked; the release / acquire of v6.5 closes it (flipped alone on v6.4), and so
+/// does sequential consistency: only weak memory shows it. x86 (TSO) never had it.
+#[test]
+fn vma_seq_ordering_is_the_b1f02b95758d_race() {
+    let sc = library::find("vma-seq-ordering").unwrap();
+    let out = loom(&sc, Era::V6_4, Arch::Arm64, &[]);
+    assert_eq!(out.kinds(), [ViolationKind::VmaCoherence], "{out:#?}");
+    let sc_only = loom(
+        &sc,
+        Era::V6_4,
+        Arch::Arm64,
+        &[("sequential_consistency", true)],
+    );
+    assert!(sc_only.violations.is_empty(), "SC: {sc_only:#?}");
+    let fixed = loom(
+        &sc,
+        Era::V6_4,
+        Arch::Arm64,
+        &[("vma_lock_seq_ordering", true)],
+    );
+    assert!(fixed.violations.is_empty(), "+ b1f02b95758d: {fixed:#?}");
+    let x86 = loom(&sc, Era::V6_4, Arch::X86, &[]);
+    assert!(x86.violations.is_empty(), "x86: {x86:#?}");
+}
+
 /// A violation only weak memory shows (088b8aa537c2 on arm64 v5.19) round-trips: the
 /// failing loom iteration's path replays it, twice, with identical events.
 #[test]

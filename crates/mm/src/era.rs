@@ -409,6 +409,11 @@ impl Era {
         }
     }
 
+    /// Whether the era is no kernel that was released (`aa-cor`).
+    pub fn hypothetical(self) -> bool {
+        self == Era::AaCor
+    }
+
     /// What the model does not capture of the era's change, if anything.
     ///
     /// v5.18's swap COW refcounting changes a path the model does not have (swap); so do

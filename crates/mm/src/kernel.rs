@@ -631,72 +631,74 @@ impl Kernel {
 
     /// Where the model tracks `anon_vma` (per-VMA locks): every anonymous page a
     /// process maps must be reachable through its vma's `anon_vma` (rmap walks,
-    /// migration, KSM find it there), so the vma must have one.
-    fn check_anon_vmas(&self) {
-        for mm in self.mms.iter().filter(|m| !m.vma_locks.is_empty()) {
-            let vmas = mm.tree.with(|t| t.clone());
-            for vma in &vmas {
-                let Some(l) = mm.vma_locks.get(vma.slot) else {
-                    continue;
-                };
-                let mut a = vma.start;
-                while a < vma.end {
-                    let pmd = Pmd(self.mo.read_once(&mm.pmd[pmd_index(a)]));
-                    let leaf = if pmd.is_none() {
-                        None
-                    } else if pmd.is_huge() {
-                        Some(pmd.leaf())
-                    } else {
-                        Some(Pte(self.mo.read_once(
-                            &self.tables.table(pmd.table_id()).entries[pte_index(a)],
-                        )))
-                    };
-                    let anon_page = leaf
-                        .filter(|p| p.present() && !p.special())
-                        .is_some_and(|p| self.page_anon(p.pfn()));
-                    if anon_page && self.mo.read_once(&l.anon_vma) == 0 {
-                        self.oracle.report(
-                            ViolationKind::Accounting,
-                            "check_anon_vmas",
-                            format!(
-                                "mm{} maps an anonymous page at {a:#x} in a vma without an anon_vma",
-                                mm.id
-                            ),
-                        );
-                        break;
-                    }
-                    a = if pmd.is_huge() {
-                        crate::pgtable::pmd_start(a) + crate::pgtable::PMD_SIZE
-                    } else {
-                        a + crate::pgtable::PAGE_SIZE
-                    };
-                }
-            }
+    /// migration, KSM find it there), so the vma must have one. `vmas` is the mm's
+    /// published tree, `reported` the vmas already reported.
+    fn check_anon_vma(
+        &self,
+        mm: &MmStruct,
+        vmas: &[Vma],
+        reported: &mut Vec<usize>,
+        addr: Addr,
+        pfn: Pfn,
+    ) {
+        let Some(vma) = vmas.iter().find(|v| v.contains(addr)) else {
+            return;
+        };
+        let Some(l) = mm.vma_locks.get(vma.slot) else {
+            return;
+        };
+        if reported.contains(&vma.slot)
+            || !self.page_anon(pfn)
+            || self.mo.read_once(&l.anon_vma) != 0
+        {
+            return;
         }
+        reported.push(vma.slot);
+        self.oracle.report(
+            ViolationKind::Accounting,
+            "check_anon_vmas",
+            format!(
+                "mm{} maps an anonymous page at {addr:#x} in a vma without an anon_vma",
+                mm.id
+            ),
+        );
     }
 
     /// The oracle's end-of-execution check: for every live frame, its refcount and
     /// mapcount against the page tables (walked for real) and the pins the ghost state
     /// knows of. Call it after every model thread has been joined.
     pub fn check_accounting(&self) {
-        self.check_anon_vmas();
         let mut maps = vec![0i64; self.frames.len()];
         for mm in &self.mms {
-            for slot in &mm.pmd {
+            // The anon_vma check rides on the same walk, where the model tracks it.
+            let vmas = if mm.vma_locks.is_empty() {
+                Vec::new()
+            } else {
+                mm.tree.with(|t| t.clone())
+            };
+            let mut reported = Vec::new();
+            let mut mapped = |addr: Addr, pfn: Pfn| {
+                maps[pfn as usize] += 1;
+                if !vmas.is_empty() {
+                    self.check_anon_vma(mm, &vmas, &mut reported, addr, pfn);
+                }
+            };
+            for (i, slot) in mm.pmd.iter().enumerate() {
                 let pmd = Pmd(self.mo.read_once(slot));
+                let base = i as Addr * crate::pgtable::PMD_SIZE;
                 if pmd.is_none() {
                     continue;
                 }
                 if pmd.is_huge() {
                     if !pmd.leaf().special() {
-                        maps[pmd.leaf().pfn() as usize] += 1;
+                        mapped(base, pmd.leaf().pfn());
                     }
                     continue;
                 }
-                for e in &self.tables.table(pmd.table_id()).entries {
+                for (j, e) in self.tables.table(pmd.table_id()).entries.iter().enumerate() {
                     let pte = Pte(self.mo.read_once(e));
                     if pte.present() && !pte.special() {
-                        maps[pte.pfn() as usize] += 1;
+                        mapped(base + j as Addr * crate::pgtable::PAGE_SIZE, pte.pfn());
                     }
                 }
             }

@@ -166,6 +166,21 @@ struct PinGhost {
 struct FrameGhost {
     live: bool,
     kind: PageKind,
+    /// Stores that landed on it since it was allocated, and the last one's mm and
+    /// address (for [`Oracle::on_cow_commit`]).
+    stores: u64,
+    last_store: (MmId, Addr),
+}
+
+impl FrameGhost {
+    fn new(live: bool, kind: PageKind) -> Self {
+        FrameGhost {
+            live,
+            kind,
+            stores: 0,
+            last_store: (0, 0),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -179,8 +194,6 @@ struct State {
     huge: BTreeSet<(MmId, Addr)>,
     pins: BTreeMap<u64, PinGhost>,
     next_pin: u64,
-    /// Per frame: how many stores landed on it, and the last one's mm and address.
-    stores: BTreeMap<Pfn, (u64, MmId, Addr)>,
     /// The (mm, addr) keys whose last unmap was the mm discarding its own mapping
     /// (munmap, MADV_DONTNEED, exit), until something is mapped there again.
     discarded: BTreeSet<(MmId, Addr)>,
@@ -228,18 +241,9 @@ pub type PinId = u64;
 
 impl Oracle {
     pub(crate) fn new(nr_frames: usize, nr_tables: usize) -> Self {
-        let mut frames = vec![
-            FrameGhost {
-                live: false,
-                kind: PageKind::Anon
-            };
-            nr_frames
-        ];
+        let mut frames = vec![FrameGhost::new(false, PageKind::Anon); nr_frames];
         for zero in [ZERO_PFN, HUGE_ZERO_PFN] {
-            frames[zero as usize] = FrameGhost {
-                live: true,
-                kind: PageKind::Zero,
-            };
+            frames[zero as usize] = FrameGhost::new(true, PageKind::Zero);
         }
         Oracle {
             st: Ghost::new(State {
@@ -263,7 +267,7 @@ impl Oracle {
     /// A frame was allocated (`alloc_page`, the page cache at boot).
     pub(crate) fn on_page_alloc(&self, pfn: Pfn, kind: PageKind) {
         self.st
-            .with(|s| s.frames[pfn as usize] = FrameGhost { live: true, kind });
+            .with(|s| s.frames[pfn as usize] = FrameGhost::new(true, kind));
     }
 
     /// A frame goes back to the pool (`__free_pages`): it must be neither mapped nor pinned.
@@ -395,8 +399,9 @@ impl Oracle {
     /// mm `mm` (or a forced access on its behalf) stored into frame `pfn` at `addr`.
     pub(crate) fn on_write(&self, mm: MmId, addr: Addr, pfn: Pfn, private: bool, at: &'static str) {
         self.st.with(|s| {
-            let n = s.stores.get(&pfn).map_or(0, |w| w.0);
-            s.stores.insert(pfn, (n + 1, mm, addr));
+            let f = &mut s.frames[pfn as usize];
+            f.stores += 1;
+            f.last_store = (mm, addr);
             let frame = s.frames[pfn as usize];
             if !frame.live {
                 s.report(ViolationKind::PageLifetime, at, format!("mm{mm} wrote freed pfn {pfn} at {addr:#x}"));
@@ -451,7 +456,7 @@ impl Oracle {
 
     /// How many stores have landed on `pfn` so far (for [`Oracle::on_cow_commit`]).
     pub(crate) fn stores(&self, pfn: Pfn) -> u64 {
-        self.st.with(|s| s.stores.get(&pfn).map_or(0, |w| w.0))
+        self.st.with(|s| s.frames[pfn as usize].stores)
     }
 
     /// A COW fault of `mm` at `addr` copied `old` into `new` when `old` had seen `seen`
@@ -469,9 +474,11 @@ impl Oracle {
         at: &'static str,
     ) {
         self.st.with(|s| {
-            let Some(&(n, by, waddr)) = s.stores.get(&old) else {
-                return;
-            };
+            let FrameGhost {
+                stores: n,
+                last_store: (by, waddr),
+                ..
+            } = s.frames[old as usize];
             if n != seen && by == mm && waddr == addr {
                 s.report(
                     ViolationKind::CowIsolation,

@@ -97,6 +97,13 @@ policy! {
     /// FOLL_COW and pte_dirty (the Dirty COW fix); `can_follow_write_pmd` (8310d48b125d)
     /// applies the same rule to huge PMDs. Before: the retried lookup is a read.
     foll_cow = "19be0eaffa3a 8310d48b125d", "v4.9", Era;
+    /// khugepaged collapses file (shmem / tmpfs) pages too: `collapse_file` puts a huge
+    /// page in the page cache in place of the small ones (unmapping them first and
+    /// refusing a page with any other reference), and `retract_page_tables` takes the PTE
+    /// table away from every mm that maps the range (under `mmap_write_trylock`, skipping
+    /// an mm it cannot lock and a vma with an `anon_vma`), so that it can be faulted in
+    /// again as huge. Before (v4.4), `collapse` of a file range is refused (EINVAL).
+    khugepaged_file_collapse = "f3f0e1d2150b", "v4.8", Era;
     /// `touch_pmd` (FOLL_TOUCH on a huge PMD in `follow_trans_huge_pmd`) marks the PMD
     /// dirty only for FOLL_WRITE; before, any lookup dirtied it, and `can_follow_write_pmd`
     /// then let a forced write through a read-only huge zero page (CVE-2017-1000405,
@@ -212,6 +219,19 @@ policy! {
     /// use-after-free in `__anon_vma_prepare`, which the model has no path to; the
     /// switch only moves the check). Backported to 6.4.10.
     vma_anon_vma_check_under_lock = "657b5146955e", "v6.5", Era;
+    /// `pte_offset_map` / `pte_offset_map_lock` may fail: a walker maps a PTE table under
+    /// `rcu_read_lock` and, once it holds the PTE lock, rechecks that the PMD still points
+    /// at that table (`pmd_same`), failing (the fault retries, slow GUP sees no page, zap
+    /// and mprotect redo the PMD) if it does not. Before, a walker holding the mmap lock
+    /// knew the table would stay. Hugh Dickins' series, what lets `retract_page_tables`
+    /// drop the mmap lock (`retract_without_mmap_lock`).
+    pte_offset_map_recheck = "0d940a9b270b", "v6.5", Era;
+    /// `retract_page_tables` takes a file range's PTE table away without the mmap lock
+    /// (only the file's i_mmap lock; the PMD lock and PTE lock, with the `anon_vma` check
+    /// repeated under them) and frees it with `pte_free_defer`, after an RCU grace period
+    /// (which waits for interrupts-off GUP-fast). Before, it needed `mmap_write_trylock` and
+    /// freed the table at once (`pte_free`, after 2ba99c5e0881's IPI).
+    retract_without_mmap_lock = "1d65b771bc08", "v6.6", Era;
     /// Andrea Arcangeli's copy-on-read (aa.git `main-5.15.y`, never merged: d2c2cd14f12d
     /// "gup: COR: copy-on-read fault", 47e416ee265b / 639ab322c8a7 `gup_must_unshare()`,
     /// c8c1bfc161c8): any read GUP (FOLL_GET or FOLL_PIN without FOLL_WRITE) of an anon
@@ -423,8 +443,7 @@ impl Era {
         match self {
             Era::V5_18 => Some("3bff7e3f1f16 53a05ad9f21d swap COW: swap is not modeled"),
             Era::V6_1 => Some("088b8aa537c2 on try_to_unmap_one (swap-out): swap is not modeled"),
-            Era::V6_5 => Some("0d940a9b270b pte_offset_map may fail: only file/shmem THP collapse (retract_page_tables) makes it fail, and the model collapses anonymous memory only"),
-            Era::V6_6 => Some("1d65b771bc08 retract_page_tables without the mmap lock, pte_free_defer: file/shmem THP is not modeled; 57edfcfd3419 THP slow-GUP batching: no behaviour change for one page"),
+            Era::V6_6 => Some("57edfcfd3419 THP slow-GUP batching: no behaviour change for one page"),
             Era::V6_10 => Some("3a5a8d343e1c split of a PMD migration entry vs GUP-fast: THP migration and PMD splitting are not modeled; v6.8/v6.9 mTHP (19eaf44954df, f8d937761d65): large folios on PTEs are not modeled"),
             Era::AaCor => Some("a4f02537f363 (GUP-fast checks gup_must_unshare before its PTE/PMD recheck, with smp_rmb) and the THP mapcount seqlock (4ed60a2853f5): huge pages are unshared whole, not split; swap counts (can_read_pin_swap_page's swapcount) and SWP_STABLE_WRITE (d8dab2c6f2f8): swap is not modeled"),
             Era::V6_12 => Some("1013af4f585f (CVE-2025-38085, fixed in 6.16 and 6.12.35): hugetlb shared PMD tables are not modeled; the rest of 6.11 - 6.12 is hugetlb, pfnmap and refactoring"),
@@ -452,10 +471,14 @@ impl Era {
     fn era_switches(self) -> Policy {
         let mut p = Policy::default();
         match self {
-            Era::V4_8 => {}
-            Era::V4_9 => p.foll_cow = true,
+            Era::V4_8 => p.khugepaged_file_collapse = true,
+            Era::V4_9 => {
+                p.foll_cow = true;
+                p.khugepaged_file_collapse = true;
+            }
             Era::V4_15 => {
                 p.foll_cow = true;
+                p.khugepaged_file_collapse = true;
                 p.touch_pmd_dirty_only_on_write = true;
             }
             Era::V4_4_289 => {
@@ -465,6 +488,7 @@ impl Era {
             }
             Era::V5_8 => {
                 p.foll_cow = true;
+                p.khugepaged_file_collapse = true;
                 p.touch_pmd_dirty_only_on_write = true;
                 p.force_cow_break_on_gup = true;
                 p.foll_pin = true;
@@ -473,6 +497,7 @@ impl Era {
             // mapcount again, and copy-on-read with its later fix.
             Era::AaCor => {
                 p.foll_cow = true;
+                p.khugepaged_file_collapse = true;
                 p.touch_pmd_dirty_only_on_write = true;
                 p.foll_pin = true;
                 p.fork_copies_pinned_pages = true;
@@ -483,6 +508,7 @@ impl Era {
             }
             _ => {
                 p.foll_cow = true;
+                p.khugepaged_file_collapse = true;
                 p.touch_pmd_dirty_only_on_write = true;
                 p.foll_pin = true;
                 p.reuse_only_if_refcount_one = true;
@@ -518,6 +544,10 @@ impl Era {
                     p.fork_locks_parent_vmas = true;
                     p.vma_lock_seq_ordering = true;
                     p.vma_anon_vma_check_under_lock = true;
+                    p.pte_offset_map_recheck = true;
+                }
+                if self >= Era::V6_6 {
+                    p.retract_without_mmap_lock = true;
                 }
             }
         }

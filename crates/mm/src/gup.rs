@@ -209,10 +209,13 @@ impl Kernel {
         flags: u32,
         intent: Option<PinIntent>,
     ) -> Follow {
-        let Some((_, table)) = self.pte_table(mm, addr) else {
+        let Some((id, table)) = self.pte_table(mm, addr) else {
             return Follow::NoPage;
         };
-        let _ptl = self.mo.spin_lock(&self.mm(mm).page_table_lock);
+        // pte_offset_map_lock failing is `no_page_table`: the caller faults and retries.
+        let Some(_ptl) = self.pte_offset_map_lock(mm, addr, id, "follow_page_pte") else {
+            return Follow::NoPage;
+        };
         let pte = self.ptep_get(table, addr);
         if !pte.present() {
             return Follow::NoPage;

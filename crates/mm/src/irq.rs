@@ -121,6 +121,16 @@ impl Kernel {
         self.wait_for_cpus(cpu, Waits::Ipi, "tlb_remove_table_sync_one");
     }
 
+    /// `synchronize_rcu` as `pte_free_defer`'s `call_rcu` callback waits for it: every
+    /// interrupts-off section that began before it (GUP-fast). The callback's free runs
+    /// in the caller here, after the wait. The slow walkers' `rcu_read_lock` sections
+    /// (`pte_offset_map`) are not modeled: everything they read locklessly they recheck
+    /// under the PTE lock, so a table freed (in the model: cleared) under such a read
+    /// makes them retry, as the stale table would.
+    pub(crate) fn synchronize_rcu(&self, cpu: usize, at: &'static str) {
+        self.wait_for_cpus(cpu, Waits::RcuSched, at);
+    }
+
     /// What stands between a PTE table's PMD being cleared (and the TLB flushed) and the
     /// table's free: with `rcu_table_free` (arm64) `tlb_remove_table` frees it after an
     /// RCU-sched grace period (modeled as waiting for it here); without (x86 native),

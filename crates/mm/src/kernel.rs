@@ -12,7 +12,8 @@ use crate::page::{flags, is_zero_pfn, writer, FramePool, Page, PageKind, Pfn, St
 use crate::pgtable::{pmd_index, pte_index, Addr, Pmd, Pte, PteTable, TableId, TablePool};
 use crate::primitives::MemoryModel;
 use crate::Errno;
-use cowbreak_sync::RwLock;
+use cowbreak_sync::atomic::AtomicU64;
+use cowbreak_sync::{Ghost, MutexGuard, RwLock};
 
 /// Sizes and policy of one kernel instance.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -40,6 +41,11 @@ pub struct KernelConfig {
     /// Bound on the `__get_user_pages` retry loop; past it the model reports `livelock`
     /// (the kernel would spin forever).
     pub gup_retries_max: usize,
+    /// Whether the page cache can change (a scenario that collapses a file range): its
+    /// entries are then shared memory that faults load and lock (`filemap_fault`'s
+    /// lookup, `folio_try_get`, `lock_page` and the recheck), with scheduling points.
+    /// Otherwise the page cache is fixed at boot and a lookup is a plain read of it.
+    pub page_cache_mutable: bool,
 }
 
 impl KernelConfig {
@@ -65,15 +71,22 @@ impl KernelConfig {
             nr_cpus: 3,
             files: Vec::new(),
             gup_retries_max: 16,
+            page_cache_mutable: false,
         }
     }
 }
 
-/// One file's page cache: its pages, filled at boot and never evicted.
+/// One file's page cache: its pages, filled at boot and never evicted (a collapse
+/// replaces them with the subpages of a huge page).
 #[derive(Debug)]
 pub struct File {
-    /// The page-cache page of each file page.
-    pub pages: Vec<Pfn>,
+    /// The page-cache page of each file page, as the model's bookkeeping sees it.
+    pub pages: Ghost<Vec<Pfn>>,
+    /// The xarray's entries (`mapping->i_pages`) where the page cache can change
+    /// ([`KernelConfig::page_cache_mutable`]); empty otherwise.
+    pub xa: Vec<AtomicU64>,
+    /// Its length in pages.
+    pub len: usize,
 }
 
 /// The modeled kernel.
@@ -104,6 +117,8 @@ pub struct Kernel {
     pub(crate) gup_retries_max: usize,
     /// The threads of each process ([`KernelConfig::threads`]).
     pub(crate) threads: Vec<u64>,
+    /// [`KernelConfig::page_cache_mutable`].
+    pub(crate) page_cache_mutable: bool,
 }
 
 impl Kernel {
@@ -136,12 +151,13 @@ impl Kernel {
             oracle: Oracle::new(config.nr_frames, config.nr_tables),
             anon_vma_lock: RwLock::new(()),
             gup_retries_max: config.gup_retries_max,
+            page_cache_mutable: config.page_cache_mutable,
         };
         if crate::record::on() {
             k.name_locations();
         }
         for &n in &config.files {
-            let pages = (0..n)
+            let pages: Vec<Pfn> = (0..n)
                 .map(|i| {
                     let pfn = k
                         .alloc_page(PageKind::PageCache)
@@ -152,7 +168,16 @@ impl Kernel {
                     pfn
                 })
                 .collect();
-            k.files.push(File { pages });
+            let xa = if config.page_cache_mutable {
+                pages.iter().map(|&p| AtomicU64::new(p as u64)).collect()
+            } else {
+                Vec::new()
+            };
+            k.files.push(File {
+                len: pages.len(),
+                pages: Ghost::new(pages),
+                xa,
+            });
         }
         // Every mm slot but 0 is dead until fork fills it.
         for mm in &k.mms[1..] {
@@ -207,6 +232,12 @@ impl Kernel {
         for (c, cpu) in self.cpus.iter().enumerate() {
             name(at(&cpu.epoch), 0, || format!("cpu{c}.epoch"));
         }
+        for (f, file) in self.files.iter().enumerate() {
+            let pages = file.pages.with(|p| p.clone());
+            for (i, e) in file.xa.iter().enumerate() {
+                name(at(e), pages[i] as u64, || format!("file{f}.i_pages[{i}]"));
+            }
+        }
     }
 
     /// The mm in slot `mm`.
@@ -219,9 +250,30 @@ impl Kernel {
         self.frames.page(pfn)
     }
 
-    /// The page-cache page of file page `index`, if the file has one.
+    /// The page-cache page of file page `index`, if the file has one: where the page
+    /// cache can change, `xas_load` under RCU (an address dependency to the page).
     pub fn file_page(&self, file: FileId, index: usize) -> Option<Pfn> {
-        self.files.get(file)?.pages.get(index).copied()
+        let f = self.files.get(file)?;
+        if self.page_cache_mutable {
+            let e = f.xa.get(index)?;
+            return Some(self.mo.read_once_dep(e) as Pfn);
+        }
+        f.pages.with(|p| p.get(index).copied())
+    }
+
+    /// `xas_store` of `pfn` as file page `index` (under the xarray lock in the kernel;
+    /// a release store here: the page's contents before its publication).
+    pub(crate) fn file_page_set(&self, file: FileId, index: usize, pfn: Pfn) {
+        let f = &self.files[file];
+        f.pages.with(|p| p[index] = pfn);
+        self.mo.smp_store_release(&f.xa[index], pfn as u64);
+    }
+
+    /// The pages in `file`'s page cache now (the bookkeeping's view, no access).
+    pub fn file_pages(&self, file: FileId) -> Vec<Pfn> {
+        self.files
+            .get(file)
+            .map_or_else(Vec::new, |f| f.pages.with(|p| p.clone()))
     }
 
     /// Everything the oracle reported in this execution.
@@ -451,6 +503,29 @@ impl Kernel {
             return None;
         }
         (!pmd.is_none()).then(|| (pmd.table_id(), self.tables.table(pmd.table_id())))
+    }
+
+    /// `pte_offset_map_lock` of the table `id` that the caller found under the PMD of
+    /// `addr` (the model's PTE lock is the mm's `page_table_lock`, which is also its PMD
+    /// lock). With `pte_offset_map_recheck` (0d940a9b270b, v6.5) it rechecks, under the
+    /// lock, that the PMD still points at that table (`pmd_same`) and fails (`None`, lock
+    /// dropped) if not: `retract_page_tables` may have taken the table away. Before, a
+    /// walker holding the mmap lock takes the table as it found it. The oracle reports a
+    /// walker that goes on into a table already freed.
+    pub(crate) fn pte_offset_map_lock(
+        &self,
+        mm: MmId,
+        addr: Addr,
+        id: TableId,
+        at: &'static str,
+    ) -> Option<MutexGuard<'_, ()>> {
+        let ptl = self.mo.spin_lock(&self.mm(mm).page_table_lock);
+        if self.policy.pte_offset_map_recheck && self.pmd_recheck(mm, addr) != Pmd::table(id) {
+            tracing::trace!(target: "cowbreak::mm", mm, func = at, addr, table = id, "pte_offset_map_lock failed: the PMD changed");
+            return None;
+        }
+        self.oracle.check_table_read(id, mm, at);
+        Some(ptl)
     }
 
     /// `__pte_alloc`: install a PTE table under the PMD entry of `addr` if there is none.

@@ -221,9 +221,21 @@ impl<'k> Task<'k> {
         self.k.migrate(self.cpu, self.mm, addr)
     }
     /// `madvise(MADV_COLLAPSE)` of the PMD range holding `addr`: khugepaged's
-    /// `collapse_huge_page`.
+    /// `collapse_huge_page` for anonymous memory, `collapse_file` (and
+    /// `retract_page_tables`) for a file range. `madvise_collapse` decides by the vma it
+    /// finds under the mmap read lock; the model decides by the vma list as the last
+    /// `mmap_write_unlock` left it (scenarios map nothing at run time), and each path
+    /// revalidates under its own lock.
     pub fn collapse(&self, addr: Addr) -> Result<(), Errno> {
-        self.k.collapse_huge_page(self.cpu, self.mm, addr)
+        let file = self.k.mm(self.mm).i_mmap.with(|t| {
+            t.iter()
+                .any(|v| v.contains(addr) && v.backing != mm_types::Backing::Anon)
+        });
+        if file {
+            self.k.collapse_file_range(self.cpu, self.mm, addr)
+        } else {
+            self.k.collapse_huge_page(self.cpu, self.mm, addr)
+        }
     }
     /// KSM merges the page at `addr` with a KSM page of the same contents.
     pub fn ksm_merge(&self, addr: Addr) -> Result<(), Errno> {

@@ -4,7 +4,7 @@ use crate::kernel::Kernel;
 use crate::mm_types::{vm, MmId, Vma};
 use crate::oracle::UnmapCause;
 use crate::page::{flags, PageKind, Pfn, HUGE_ZERO_PFN, ZERO_PFN};
-use crate::pgtable::{Addr, Pmd, Pte, PteTable};
+use crate::pgtable::{Addr, Pmd, Pte, PteTable, TableId};
 use crate::Errno;
 
 /// `FAULT_FLAG_*` bits the model uses.
@@ -32,6 +32,8 @@ struct VmFault<'k> {
     addr: Addr,
     flags: u32,
     table: &'k PteTable,
+    /// The table's id, for `pte_offset_map_lock`'s recheck of the PMD.
+    table_id: TableId,
     /// `orig_pte`: the entry read without the lock when the fault began.
     orig: Pte,
 }
@@ -87,8 +89,8 @@ impl Kernel {
             self.huge_pmd_set_accessed(mm, addr, pmd, flags & fault::WRITE != 0);
             return Ok(0);
         }
-        let table = match self.pte_alloc(mm, addr) {
-            Ok((_, table)) => table,
+        let (table_id, table) = match self.pte_alloc(mm, addr) {
+            Ok(t) => t,
             // A huge PMD appeared meanwhile: the caller retries the access.
             Err(Errno::EAGAIN) => return Ok(0),
             Err(e) => return Err(e),
@@ -101,6 +103,7 @@ impl Kernel {
             addr,
             flags,
             table,
+            table_id,
             orig,
         };
         if orig.is_migration_entry() {
@@ -132,7 +135,9 @@ impl Kernel {
                 return Ok(0);
             }
         }
-        let _ptl = self.mo.spin_lock(&self.mm(mm).page_table_lock);
+        let Some(_ptl) = self.pte_offset_map_lock(mm, addr, table_id, "handle_pte_fault") else {
+            return Ok(0);
+        };
         let cur = self.ptep_get(table, addr);
         if cur == orig {
             let mut entry = cur.mkyoung();
@@ -293,12 +298,24 @@ impl Kernel {
         Ok(ret)
     }
 
+    /// `pte_offset_map_lock` of the fault's table ([`Kernel::pte_offset_map_lock`]):
+    /// `None` when the table was taken away, and the fault returns to be retried.
+    fn vmf_pte_lock<'a>(
+        &'a self,
+        vmf: &VmFault<'_>,
+        at: &'static str,
+    ) -> Option<cowbreak_sync::MutexGuard<'a, ()>> {
+        self.pte_offset_map_lock(vmf.mm, vmf.addr, vmf.table_id, at)
+    }
+
     /// `do_anonymous_page`: a read maps the shared zero page (special, read-only); a write
     /// allocates a zeroed anon page, mapped writable and dirty if the vma is writable.
     fn do_anonymous_page(&self, vmf: &VmFault<'_>) -> Result<u32, Errno> {
         if !vmf.write() {
             let entry = Pte::mk(ZERO_PFN, false).mkspecial();
-            let _ptl = self.mo.spin_lock(&self.mm(vmf.mm).page_table_lock);
+            let Some(_ptl) = self.vmf_pte_lock(vmf, "do_anonymous_page") else {
+                return Ok(0);
+            };
             if self.ptep_get(vmf.table, vmf.addr).is_none() {
                 self.set_pte_at(
                     vmf.mm,
@@ -315,8 +332,8 @@ impl Kernel {
         let pfn = self.alloc_page(PageKind::Anon)?;
         self.__SetPageUptodate(pfn);
         let entry = maybe_mkwrite(Pte::mk(pfn, false).mkdirty(), &vmf.vma);
-        let ptl = self.mo.spin_lock(&self.mm(vmf.mm).page_table_lock);
-        if !self.ptep_get(vmf.table, vmf.addr).is_none() {
+        let ptl = self.vmf_pte_lock(vmf, "do_anonymous_page");
+        if ptl.is_none() || !self.ptep_get(vmf.table, vmf.addr).is_none() {
             drop(ptl);
             self.put_page(pfn, "do_anonymous_page");
             return Ok(0);
@@ -334,17 +351,50 @@ impl Kernel {
     }
 
     /// The page-cache page behind a file vma at `addr` (`filemap_fault`), referenced.
+    ///
+    /// Where the page cache can change (a collapse), as the kernel does it:
+    /// `filemap_get_folio` (`xas_load`, `folio_try_get_rcu`, which fails on a page whose
+    /// refcount a collapse froze, and the lookup is retried), `lock_folio`, and the
+    /// recheck that the page is still the page cache's (`folio->mapping`), else unlock,
+    /// put and retry. The page comes back locked (`VM_FAULT_LOCKED`); the caller unlocks
+    /// it once it is mapped ([`Self::filemap_unlock`]). A collapse holds its new huge page
+    /// locked until it has retracted the page tables, so no fault maps it into a table
+    /// being taken away. Elsewhere the page cache is fixed and the lookup is a plain
+    /// reference.
     fn filemap_fault(&self, vma: &Vma, addr: Addr) -> Result<Pfn, Errno> {
         let (file, index) = vma.file_page(addr).ok_or(Errno::EFAULT)?;
-        let pfn = self.file_page(file, index).ok_or(Errno::SIGBUS)?;
-        self.get_page(pfn, "filemap_fault");
-        Ok(pfn)
+        if !self.page_cache_mutable {
+            let pfn = self.file_page(file, index).ok_or(Errno::SIGBUS)?;
+            self.get_page(pfn, "filemap_fault");
+            return Ok(pfn);
+        }
+        loop {
+            let pfn = self.file_page(file, index).ok_or(Errno::SIGBUS)?;
+            if !self.page_ref_add_unless_zero(pfn, 1) {
+                cowbreak_sync::spin_wait();
+                continue;
+            }
+            self.lock_page(pfn);
+            if self.file_page(file, index) == Some(pfn) {
+                return Ok(pfn);
+            }
+            self.unlock_page(pfn);
+            self.put_page(pfn, "filemap_fault");
+        }
+    }
+
+    /// `unlock_page` of the page [`Self::filemap_fault`] returned (locked only where the
+    /// page cache can change).
+    fn filemap_unlock(&self, pfn: Pfn) {
+        if self.page_cache_mutable {
+            self.unlock_page(pfn);
+        }
     }
 
     /// `finish_fault` for a page-cache page: map it if the PTE is still empty.
     fn finish_fault_file(&self, vmf: &VmFault<'_>, pfn: Pfn, entry: Pte, at: &'static str) {
-        let ptl = self.mo.spin_lock(&self.mm(vmf.mm).page_table_lock);
-        if !self.ptep_get(vmf.table, vmf.addr).is_none() {
+        let ptl = self.vmf_pte_lock(vmf, at);
+        if ptl.is_none() || !self.ptep_get(vmf.table, vmf.addr).is_none() {
             drop(ptl);
             self.put_page(pfn, at);
             return;
@@ -359,6 +409,7 @@ impl Kernel {
         let pfn = self.filemap_fault(&vmf.vma, vmf.addr)?;
         let write = !vmf.vma.is_private() && vmf.vma.flags & vm::WRITE != 0;
         self.finish_fault_file(vmf, pfn, Pte::mk(pfn, write), "do_read_fault");
+        self.filemap_unlock(pfn);
         Ok(0)
     }
 
@@ -377,11 +428,12 @@ impl Kernel {
             }
         };
         self.copy_user_highpage(new, src);
+        self.filemap_unlock(src);
         self.put_page(src, "do_cow_fault");
         self.__SetPageUptodate(new);
         let entry = maybe_mkwrite(Pte::mk(new, false).mkdirty(), &vmf.vma);
-        let ptl = self.mo.spin_lock(&self.mm(vmf.mm).page_table_lock);
-        if !self.ptep_get(vmf.table, vmf.addr).is_none() {
+        let ptl = self.vmf_pte_lock(vmf, "do_cow_fault");
+        if ptl.is_none() || !self.ptep_get(vmf.table, vmf.addr).is_none() {
             drop(ptl);
             self.put_page(new, "do_cow_fault");
             return Ok(0);
@@ -397,6 +449,7 @@ impl Kernel {
         let pfn = self.filemap_fault(&vmf.vma, vmf.addr)?;
         let entry = maybe_mkwrite(Pte::mk(pfn, false).mkdirty(), &vmf.vma);
         self.finish_fault_file(vmf, pfn, entry, "do_shared_fault");
+        self.filemap_unlock(pfn);
         Ok(0)
     }
 
@@ -416,7 +469,9 @@ impl Kernel {
     ///   An unshare fault (c89357e27f20) that can reuse only marks the page exclusive and
     ///   leaves the PTE read-only.
     fn do_wp_page(&self, vmf: &VmFault<'_>) -> Result<u32, Errno> {
-        let ptl = self.mo.spin_lock(&self.mm(vmf.mm).page_table_lock);
+        let Some(ptl) = self.vmf_pte_lock(vmf, "do_wp_page") else {
+            return Ok(0);
+        };
         if self.ptep_get(vmf.table, vmf.addr) != vmf.orig {
             return Ok(0);
         }
@@ -457,8 +512,8 @@ impl Kernel {
                     self.get_page(pfn, "do_wp_page");
                     drop(ptl);
                     self.lock_page(pfn);
-                    let _ptl = self.mo.spin_lock(&self.mm(vmf.mm).page_table_lock);
-                    let same = self.ptep_get(vmf.table, vmf.addr) == vmf.orig;
+                    let _ptl = self.vmf_pte_lock(vmf, "do_wp_page");
+                    let same = _ptl.is_some() && self.ptep_get(vmf.table, vmf.addr) == vmf.orig;
                     if !same {
                         self.unlock_page(pfn);
                         drop(_ptl);
@@ -552,10 +607,10 @@ impl Kernel {
         if cor_sync {
             self.lock_page(old.expect("checked"));
         }
-        let ptl = self.mo.spin_lock(&self.mm(vmf.mm).page_table_lock);
+        let ptl = self.vmf_pte_lock(vmf, "wp_page_copy");
         let mut ret = 0;
         let mut release = Some(new);
-        if self.ptep_get(vmf.table, vmf.addr) == vmf.orig {
+        if ptl.is_some() && self.ptep_get(vmf.table, vmf.addr) == vmf.orig {
             let entry = if vmf.unshare() && !vmf.write() {
                 Pte::mk(new, false)
             } else {

@@ -208,6 +208,15 @@ pub struct MmStruct {
     /// published by `mmap_write_unlock` (a write-locked vma's changes are not looked at
     /// before it is unlocked; see `crate::vma_lock`).
     pub tree: Ghost<Vec<Vma>>,
+    /// The file vmas as the files' `i_mmap` trees hold them (what `rmap_walk_file`,
+    /// `try_to_unmap` of a page-cache page and `retract_page_tables` walk): the vma list
+    /// as `mmap_write_unlock` leaves it, and as `free_pgtables` leaves it under the rmap
+    /// lock (`unlink_file_vma`) before any table goes.
+    pub i_mmap: Ghost<Vec<Vma>>,
+    /// `vma->anon_vma != NULL` by [`Vma::slot`] (a bit each) where there are no per-VMA
+    /// locks to hold it ([`VmaLock::anon_vma`]): read only under the mmap write lock
+    /// (`retract_page_tables` before v6.6), so bookkeeping suffices.
+    pub anon_vma_ghost: Ghost<u64>,
 }
 
 impl MmStruct {
@@ -228,6 +237,8 @@ impl MmStruct {
                 Vec::new()
             },
             tree: Ghost::new(Vec::new()),
+            i_mmap: Ghost::new(Vec::new()),
+            anon_vma_ghost: Ghost::new(0),
         }
     }
 }

@@ -6,7 +6,9 @@ use crate::kernel::Kernel;
 use crate::mm_types::{is_cow_mapping, vm, Backing, MmId, Vma, Vmas};
 use crate::oracle::UnmapCause;
 use crate::page::{flags as pg, PageKind, Pfn};
-use crate::pgtable::{pmd_index, Addr, Pmd, Pte, PteTable, PAGE_SIZE, PMD_SIZE, TASK_SIZE};
+use crate::pgtable::{
+    pmd_index, Addr, Pmd, Pte, PteTable, TableId, PAGE_SIZE, PMD_SIZE, TASK_SIZE,
+};
 use crate::Errno;
 
 /// What an mmap maps.
@@ -144,7 +146,7 @@ impl Kernel {
             }
         };
         if let Backing::File { file, .. } = backing {
-            let pages = self.files.get(file).ok_or(Errno::EBADF)?.pages.len() as u64;
+            let pages = self.files.get(file).ok_or(Errno::EBADF)?.len as u64;
             if len / PAGE_SIZE > pages {
                 return Err(Errno::EINVAL);
             }
@@ -161,6 +163,23 @@ impl Kernel {
         v.list.insert(at, vma);
         tracing::trace!(target: "cowbreak::mm", mm, func = "do_mmap", addr = start, end, flags = %vm::names(flags));
         Ok(start)
+    }
+
+    /// The PTE table of `addr` in `mm`, locked: `pte_offset_map_lock`, looking at the PMD
+    /// again when it fails (`change_pmd_range`'s retry on -EAGAIN); `None` once no table is
+    /// there.
+    fn pte_table_locked(
+        &self,
+        mm: MmId,
+        addr: Addr,
+        at: &'static str,
+    ) -> Option<(&PteTable, cowbreak_sync::MutexGuard<'_, ()>)> {
+        loop {
+            let (id, table) = self.pte_table(mm, addr)?;
+            if let Some(ptl) = self.pte_offset_map_lock(mm, addr, id, at) {
+                return Some((table, ptl));
+            }
+        }
     }
 
     /// `zap_pte_range` over `[start, end)` of `mm`: under the page-table lock clear each
@@ -184,8 +203,12 @@ impl Kernel {
                 if old.is_huge() {
                     self.zap_deposited_table(mm, addr);
                 }
-            } else if let Some((_, table)) = self.pte_table(mm, addr) {
-                let _ptl = self.mo.spin_lock(&self.mm(mm).page_table_lock);
+            } else if let Some((id, table)) = self.pte_table(mm, addr) {
+                // pte_offset_map_lock failing: the table went (retract_page_tables);
+                // zap_pmd_range looks at the PMD again.
+                let Some(_ptl) = self.pte_offset_map_lock(mm, addr, id, "zap_pte_range") else {
+                    continue;
+                };
                 for a in page_range(addr, stop) {
                     // A migration entry is cleared too (pte_clear_not_present_full): its
                     // page's mapping was already removed when the entry was installed.
@@ -266,9 +289,12 @@ impl Kernel {
     /// after the TLB flush (`pte_free_tlb` / `tlb_remove_table`).
     fn free_pgtables(&self, mm: MmId, v: &Vmas, start: Addr, end: Addr) -> Vec<usize> {
         let mut freed = Vec::new();
-        // unlink_anon_vmas: after this, rmap walks no longer reach these tables, and a
-        // walk still under way has finished.
-        drop(self.mo.down_write(&self.anon_vma_lock));
+        // unlink_anon_vmas / unlink_file_vma: after this, rmap walks (and
+        // `retract_page_tables`) no longer reach these tables, and a walk still under way
+        // has finished.
+        let rmap = self.mo.down_write(&self.anon_vma_lock);
+        self.mm(mm).i_mmap.with(|t| t.clone_from(&v.list));
+        drop(rmap);
         let first = start / PMD_SIZE;
         let last = end.div_ceil(PMD_SIZE);
         for i in first..last {
@@ -381,8 +407,8 @@ impl Kernel {
                     // change_huge_pmd.
                     let _ptl = self.mo.spin_lock(&self.mm(mm).page_table_lock);
                     self.pmdp_set_wrprotect(mm, a, "change_huge_pmd");
-                } else if let Some((_, table)) = self.pte_table(mm, a) {
-                    let _ptl = self.mo.spin_lock(&self.mm(mm).page_table_lock);
+                } else if let Some((table, _ptl)) = self.pte_table_locked(mm, a, "change_pte_range")
+                {
                     let old = self.ptep_get(table, a);
                     if old.write() {
                         self.ptep_set_wrprotect(mm, table, a, old, "change_pte_range");
@@ -490,8 +516,8 @@ impl Kernel {
             let stop = vma.end.min(((addr / PMD_SIZE) + 1) * PMD_SIZE);
             if self.pmd_read(src, addr).is_huge() {
                 self.copy_huge_pmd(src, dst, vma, addr);
-            } else if let Some((_, src_table)) = self.pte_table(src, addr) {
-                res = self.copy_pte_range(src, dst, vma, src_table, addr, stop);
+            } else if let Some((id, src_table)) = self.pte_table(src, addr) {
+                res = self.copy_pte_range(src, dst, vma, (id, src_table), addr, stop);
             }
             addr = stop;
         }
@@ -534,12 +560,16 @@ impl Kernel {
         src: MmId,
         dst: MmId,
         vma: &Vma,
-        src_table: &PteTable,
+        (src_id, src_table): (TableId, &PteTable),
         start: Addr,
         end: Addr,
     ) -> Result<(), Errno> {
         let (_, dst_table) = self.pte_alloc(dst, start)?;
-        let _ptl = self.mo.spin_lock(&self.mm(src).page_table_lock);
+        // The source table gone (retract_page_tables): nothing to copy, the child
+        // faults the file pages in.
+        let Some(_ptl) = self.pte_offset_map_lock(src, start, src_id, "copy_pte_range") else {
+            return Ok(());
+        };
         for addr in page_range(start, end) {
             let pte = self.ptep_get(src_table, addr);
             if pte.present() {

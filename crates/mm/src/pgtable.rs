@@ -295,6 +295,11 @@ impl TablePool {
         self.free.lock().push(id);
     }
 
+    /// Number of tables free in the pool now.
+    pub fn free_count(&self) -> usize {
+        self.free.lock().len()
+    }
+
     /// Number of tables in the pool.
     pub fn len(&self) -> usize {
         self.tables.len()

@@ -491,6 +491,13 @@ impl MemoryModel {
         guard
     }
 
+    /// `down_write_trylock(sem)`: acquire when it succeeds.
+    pub fn down_write_trylock<T>(self, sem: &RwLock<T>) -> Option<RwLockWriteGuard<'_, T>> {
+        let guard = sem.try_write();
+        self.after_locked_acquire();
+        guard
+    }
+
     /// `down_write(sem)` (`mmap_write_lock`): acquire; a locked `cmpxchg` on x86.
     pub fn down_write<T>(self, sem: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
         let guard = sem.write();

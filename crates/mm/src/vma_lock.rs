@@ -143,14 +143,25 @@ impl Kernel {
         }
     }
 
+    /// `mmap_write_trylock`: the mmap lock for write if nobody holds it.
+    pub(crate) fn mmap_write_trylock(&self, mm: MmId) -> Option<MmapWriteGuard<'_>> {
+        let v = self.mo.down_write_trylock(&self.mm(mm).mmap_lock)?;
+        Some(MmapWriteGuard {
+            k: self,
+            mm,
+            v: Some(v),
+        })
+    }
+
     /// `vma_end_write_all`, from `mmap_write_unlock`: with per-VMA locks, publish the
     /// vma list to the tree and `mm_lock_seq + 1` (`WRITE_ONCE`, `smp_store_release`
     /// from `vma_lock_seq_ordering`).
     fn vma_end_write_all(&self, mm: MmId, v: &Vmas) {
+        let m = self.mm(mm);
+        m.i_mmap.with(|t| t.clone_from(&v.list));
         if !self.policy.per_vma_lock {
             return;
         }
-        let m = self.mm(mm);
         m.tree.with(|t| t.clone_from(&v.list));
         let next = self.mo.read_once(&m.mm_lock_seq) + 1;
         if self.policy.vma_lock_seq_ordering {
@@ -161,10 +172,14 @@ impl Kernel {
     }
 
     /// `__anon_vma_prepare` as the anonymous faults call it: give the vma an `anon_vma`
-    /// if it has none, under `page_table_lock`. Tracked only where something reads it
-    /// (per-VMA locks).
+    /// if it has none, under `page_table_lock`. Memory where per-VMA locks read it;
+    /// bookkeeping elsewhere (only `retract_page_tables` under the mmap write lock reads
+    /// it there).
     pub(crate) fn anon_vma_prepare(&self, mm: MmId, vma: &Vma) {
         let Some(l) = self.mm(mm).vma_locks.get(vma.slot) else {
+            self.mm(mm)
+                .anon_vma_ghost
+                .with(|g| *g |= 1 << (vma.slot % 64));
             return;
         };
         if self.mo.read_once(&l.anon_vma) != 0 {
@@ -176,6 +191,17 @@ impl Kernel {
         }
     }
 
+    /// `READ_ONCE(vma->anon_vma)` of vma `slot` of `mm` (see [`Self::anon_vma_prepare`]).
+    pub(crate) fn vma_anon_vma(&self, mm: MmId, slot: usize) -> bool {
+        match self.mm(mm).vma_locks.get(slot) {
+            Some(l) => self.mo.read_once(&l.anon_vma) != 0,
+            None => self
+                .mm(mm)
+                .anon_vma_ghost
+                .with(|g| *g & (1 << (slot % 64)) != 0),
+        }
+    }
+
     /// `vm_area_dup` / `anon_vma_fork` / `anon_vma_clone`: vma `to` of `into` starts
     /// with the `anon_vma` and the `vm_flags` of vma `from` of `mm` (a split, fork).
     pub(crate) fn vma_dup_state(&self, mm: MmId, from: usize, into: MmId, to: usize) {
@@ -183,6 +209,13 @@ impl Kernel {
             self.mm(mm).vma_locks.get(from),
             self.mm(into).vma_locks.get(to),
         ) else {
+            let has = self
+                .mm(mm)
+                .anon_vma_ghost
+                .with(|g| *g & (1 << (from % 64)) != 0);
+            self.mm(into).anon_vma_ghost.with(|g| {
+                *g = (*g & !(1 << (to % 64))) | (u64::from(has) << (to % 64));
+            });
             return;
         };
         let has = self.mo.read_once(&a.anon_vma);

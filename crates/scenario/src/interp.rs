@@ -1,6 +1,7 @@
 //! The interpreter: runs a [`Scenario`] against the model under whichever backend
 //! `cowbreak-sync` was built for, one model thread per scenario thread.
 
+use cowbreak_mm::mmap::MapKind;
 use cowbreak_mm::{Arch, Era, Kernel, KernelConfig, Pin, Policy, Task, Violation, PAGE_SIZE};
 use cowbreak_sync::{thread, Arc, Event, Ghost};
 
@@ -36,10 +37,21 @@ impl Scenario {
                 (last / PMD_SIZE - m.addr / PMD_SIZE + 1) as usize
             })
             .sum();
+        // A collapse of a file range puts a huge page's subpages in the page cache.
+        let file_collapses = self
+            .threads
+            .iter()
+            .flat_map(|t| &t.steps)
+            .filter(|s| matches!(&s.op, Op::Collapse(l) if self.maps[l.map].kind != MapKind::PrivateAnon))
+            .count();
         KernelConfig {
             policy,
             arch,
-            nr_frames: 2 + file_pages + (map_pages as usize) * (procs + 2) + 2,
+            nr_frames: 2
+                + file_pages
+                + (map_pages as usize) * (procs + 2)
+                + 2
+                + file_collapses * cowbreak_mm::pgtable::PTRS_PER_PTE,
             // Every process may need a PTE table for each PMD-sized stretch a mapping
             // touches, and one spare.
             nr_tables: procs * (table_spans + 1),
@@ -51,6 +63,7 @@ impl Scenario {
             nr_cpus: self.setup_cpu() + 1,
             files: self.files.iter().map(|f| f.pages).collect(),
             gup_retries_max: 16,
+            page_cache_mutable: file_collapses > 0,
         }
     }
 

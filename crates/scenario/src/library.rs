@@ -17,6 +17,8 @@ builtin! {
     "basic-cow-after-fork.scn",
     "collapse-table-vs-gup-fast.scn",
     "collapse-vs-gup-fast.scn",
+    "retract-table-vs-gup-fast.scn",
+    "retract-vs-fault.scn",
     "cor-pins-while-child-exits.scn",
     "cve-2020-29374-thp.scn",
     "cve-2020-29374.scn",

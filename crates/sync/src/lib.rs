@@ -105,6 +105,15 @@ impl<T> RwLock<T> {
         }
     }
 
+    /// Take the lock exclusive if nobody holds it (`down_write_trylock`).
+    pub fn try_write(&self) -> Option<RwLockWriteGuard<'_, T>> {
+        match self.0.try_write() {
+            Ok(g) => Some(g),
+            Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        }
+    }
+
     /// Take the lock shared (`down_read`).
     pub fn read(&self) -> RwLockReadGuard<'_, T> {
         self.0

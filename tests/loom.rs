@@ -153,6 +153,31 @@ fn vma_seq_ordering_is_the_b1f02b95758d_race() {
     assert!(x86.violations.is_empty(), "x86: {x86:#?}");
 }
 
+/// 0d940a9b270b / 1d65b771bc08: the lockless retract of v6.6 is safe only because every
+/// walker rechecks the PMD under the PTE lock. Without the recheck loom finds, at the
+/// scenario's bound (1), a walker that used the freed table, on both architectures; and
+/// it names more than one walker (zap, fault, slow GUP), each of which needs the rule.
+#[test]
+fn the_lockless_retract_needs_every_walkers_pmd_recheck() {
+    let sc = library::find("retract-vs-fault").unwrap();
+    for arch in Arch::ALL {
+        let out = loom(&sc, Era::V6_6, arch, &[("pte_offset_map_recheck", false)]);
+        assert_eq!(
+            out.kinds(),
+            [ViolationKind::PgtableLifetime],
+            "{arch}: {out:#?}"
+        );
+        let walkers: std::collections::BTreeSet<_> = out
+            .violations
+            .iter()
+            .map(|f| f.violation.at.to_string())
+            .collect();
+        assert!(walkers.len() >= 2, "{arch}: {walkers:?}");
+        let fixed = loom(&sc, Era::V6_6, arch, &[]);
+        assert!(fixed.violations.is_empty(), "{arch}: {fixed:#?}");
+    }
+}
+
 /// A violation only weak memory shows (088b8aa537c2 on arm64 v5.19) round-trips: the
 /// failing loom iteration's path replays it, twice, with identical events.
 #[test]

@@ -52,11 +52,14 @@
 //!   dereferences is an acquire load ([`MemoryModel::read_once_dep`]).
 //! - One anon_vma lock for the whole kernel, one page-table lock per mm (split PTE locks
 //!   are a scalability device), no mmu_notifier, userfaultfd or soft-dirty.
-//! - Pages are one data word; a "write" stamps it with (writer mm, value). A collapse
-//!   copies the word of the page asked for into the huge page.
-//! - Collapse is of anonymous memory only (`collapse_huge_page`): no file/shmem THP, so
-//!   no `retract_page_tables` or `collapse_pte_mapped_thp`, and `pte_offset_map` (v6.5)
-//!   never fails.
+//! - Pages are one data word; a "write" stamps it with (writer mm, value). An anonymous
+//!   collapse copies the word of the page asked for into the huge page; a file collapse
+//!   (`collapse_file`) makes a huge page of one frame per subpage, each with its page's
+//!   word, never mapped by PMD (no `collapse_pte_mapped_thp`).
+//! - The page cache is fixed at boot unless a scenario collapses a file range; only then
+//!   do faults load it and take the page lock (`filemap_fault`).
+//! - The slow walkers' `rcu_read_lock` sections (`pte_offset_map`, v6.6) are not modeled:
+//!   what they read without the PTE lock they recheck under it.
 //! - Per-VMA locks (v6.4): faults on private anonymous vmas only (as in 6.4); the tree
 //!   `lock_vma_under_rcu` walks is a copy published by `mmap_write_unlock`, and of a
 //!   vma's fields only `vm_flags` is memory a fault reads after locking. The vma rwsem is

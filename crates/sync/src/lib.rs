@@ -82,50 +82,179 @@ impl<T> Mutex<T> {
 }
 
 /// A reader-writer lock of the selected backend, used for `mmap_lock`.
+///
+/// Under loom the trylocks do not use loom's own: loom 0.7.3 lets a thread that is in
+/// the middle of `try_read` / `try_write` (at the scheduling point before it looks at the
+/// lock) be marked blocked by another thread's acquisition, as if it waited for the lock
+/// (tokio-rs/loom#376, fix proposed in #383). A trylock that never waits then never runs
+/// again, and a thread spinning on something it would release spins until loom gives up.
+/// So the wrapper keeps its own count of holders (bookkeeping, not model state: no
+/// scheduling point): a trylock decides on the count, and a `try_write` that succeeds
+/// reserves the lock there before it takes loom's; an acquisition that finds the lock
+/// reserved by such a `try_write` lets go and waits. Under shuttle and on real threads
+/// the backend's trylocks are used as they are.
 #[derive(Debug, Default)]
-pub struct RwLock<T>(backend::sync::RwLock<T>);
+pub struct RwLock<T> {
+    inner: backend::sync::RwLock<T>,
+    /// Readers holding it, or -1 for a writer (a `try_write` counts from the moment it
+    /// succeeds).
+    held: std::sync::atomic::AtomicIsize,
+}
 
 /// Shared guard returned by [`RwLock::read`].
-pub type RwLockReadGuard<'a, T> = backend::sync::RwLockReadGuard<'a, T>;
+pub struct RwLockReadGuard<'a, T> {
+    guard: backend::sync::RwLockReadGuard<'a, T>,
+    held: &'a std::sync::atomic::AtomicIsize,
+}
+
 /// Exclusive guard returned by [`RwLock::write`].
-pub type RwLockWriteGuard<'a, T> = backend::sync::RwLockWriteGuard<'a, T>;
+pub struct RwLockWriteGuard<'a, T> {
+    guard: backend::sync::RwLockWriteGuard<'a, T>,
+    held: &'a std::sync::atomic::AtomicIsize,
+}
+
+impl<T> std::ops::Deref for RwLockReadGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.guard
+    }
+}
+
+impl<T> std::ops::Deref for RwLockWriteGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.guard
+    }
+}
+
+impl<T> std::ops::DerefMut for RwLockWriteGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.guard
+    }
+}
+
+impl<T> Drop for RwLockReadGuard<'_, T> {
+    fn drop(&mut self) {
+        // Before the backend's guard (a field) releases the lock.
+        self.held.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl<T> Drop for RwLockWriteGuard<'_, T> {
+    fn drop(&mut self) {
+        self.held.store(0, std::sync::atomic::Ordering::SeqCst);
+    }
+}
 
 impl<T> RwLock<T> {
     /// A new unlocked rwlock holding `value`.
     pub fn new(value: T) -> Self {
-        RwLock(backend::sync::RwLock::new(value))
+        RwLock {
+            inner: backend::sync::RwLock::new(value),
+            held: std::sync::atomic::AtomicIsize::new(0),
+        }
+    }
+
+    fn count(&self) -> isize {
+        self.held.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn set(&self, v: isize) {
+        self.held.store(v, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn backend_read(&self) -> backend::sync::RwLockReadGuard<'_, T> {
+        self.inner
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn backend_write(&self) -> backend::sync::RwLockWriteGuard<'_, T> {
+        self.inner
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn read_guard<'a>(
+        &'a self,
+        guard: backend::sync::RwLockReadGuard<'a, T>,
+    ) -> RwLockReadGuard<'a, T> {
+        self.held.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        RwLockReadGuard {
+            guard,
+            held: &self.held,
+        }
+    }
+
+    fn write_guard<'a>(
+        &'a self,
+        guard: backend::sync::RwLockWriteGuard<'a, T>,
+    ) -> RwLockWriteGuard<'a, T> {
+        self.set(-1);
+        RwLockWriteGuard {
+            guard,
+            held: &self.held,
+        }
     }
 
     /// Take the lock shared if nobody holds it exclusive (`down_read_trylock`).
     pub fn try_read(&self) -> Option<RwLockReadGuard<'_, T>> {
-        match self.0.try_read() {
-            Ok(g) => Some(g),
-            Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+        if cfg!(loom) {
+            if self.count() < 0 {
+                return None;
+            }
+            let guard = self.backend_read();
+            // A try_write reserved it meanwhile: the trylock came second.
+            return (self.count() >= 0).then(|| self.read_guard(guard));
+        }
+        match self.inner.try_read() {
+            Ok(g) => Some(self.read_guard(g)),
+            Err(std::sync::TryLockError::Poisoned(p)) => Some(self.read_guard(p.into_inner())),
             Err(std::sync::TryLockError::WouldBlock) => None,
         }
     }
 
     /// Take the lock exclusive if nobody holds it (`down_write_trylock`).
     pub fn try_write(&self) -> Option<RwLockWriteGuard<'_, T>> {
-        match self.0.try_write() {
-            Ok(g) => Some(g),
-            Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+        if cfg!(loom) {
+            if self.count() != 0 {
+                return None;
+            }
+            // Reserved: whoever takes loom's lock before us lets go again.
+            self.set(-1);
+            let guard = self.backend_write();
+            return Some(self.write_guard(guard));
+        }
+        match self.inner.try_write() {
+            Ok(g) => Some(self.write_guard(g)),
+            Err(std::sync::TryLockError::Poisoned(p)) => Some(self.write_guard(p.into_inner())),
             Err(std::sync::TryLockError::WouldBlock) => None,
         }
     }
 
     /// Take the lock shared (`down_read`).
     pub fn read(&self) -> RwLockReadGuard<'_, T> {
-        self.0
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        loop {
+            let guard = self.backend_read();
+            if self.count() >= 0 {
+                return self.read_guard(guard);
+            }
+            // Reserved by a try_write (only under loom): let go, wait.
+            drop(guard);
+            spin_wait();
+        }
     }
 
     /// Take the lock exclusive (`down_write`).
     pub fn write(&self) -> RwLockWriteGuard<'_, T> {
-        self.0
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        loop {
+            let guard = self.backend_write();
+            if self.count() == 0 {
+                return self.write_guard(guard);
+            }
+            drop(guard);
+            spin_wait();
+        }
     }
 }
 

@@ -141,3 +141,40 @@ fn the_lockless_retract_needs_the_walkers_pmd_recheck() {
         assert_eq!(retract_vs_fault(Era::V6_6, arch, true), [], "{arch}");
     }
 }
+
+/// Both new built-ins' violations replay exactly from their trace files: 2ba99c5e0881's
+/// on arm64 v6.0, and the lockless retract without the recheck on v6.6 (a switch
+/// flipped, which the trace records). Budget: 2000 PCT executions, seed 0, each.
+#[test]
+fn the_retract_violations_replay_from_their_traces() {
+    use cowbreak::explore::campaign::{self, CheckRequest};
+    for (name, era, arch, switches) in [
+        ("retract-table-vs-gup-fast", Era::V6_0, Arch::Arm64, vec![]),
+        (
+            "retract-vs-fault",
+            Era::V6_6,
+            Arch::X86,
+            vec![("pte_offset_map_recheck".to_string(), false)],
+        ),
+    ] {
+        let req = CheckRequest {
+            scenario: cowbreak::scenario::library::find(name).unwrap(),
+            era,
+            arch,
+            switches,
+            shuttle: ShuttleConfig {
+                strategy: Strategy::Pct { depth: 3 },
+                iterations: 2000,
+                seed: 0,
+                steps_max: 20_000,
+                stop_after_first: true,
+            },
+        };
+        let report = campaign::check(&req).unwrap();
+        let found = report.violations.first().expect("found");
+        assert_eq!(found.found.violation.kind, ViolationKind::PgtableLifetime);
+        let replay = campaign::replay(&found.trace, name).unwrap();
+        assert!(replay.exact(), "{name}: {:?}", replay.divergence);
+        assert_eq!(replay.events, found.trace.events, "{name}");
+    }
+}

@@ -26,13 +26,18 @@ pub struct Args {
     /// Architectures to run (comma-separated): cells become scenario x era x arch.
     #[arg(long, value_delimiter = ',', default_value = "x86,arm64")]
     arch: Vec<String>,
-    /// loom's preemption bound for scenarios whose history needs loom (`backend loom`);
-    /// default: the scenario's own (`preemption-bound=N`), else 2.
+    /// loom's preemption bound, for the proofs of clean cells and for scenarios whose
+    /// history needs loom; default: the scenario's own (`preemption-bound=N`), else 2.
     #[arg(long)]
     preemption_bound: Option<usize>,
-    /// PCT executions per cell.
-    #[arg(long, default_value_t = 20_000)]
+    /// PCT executions per cell (sampling). Where they find nothing and the scenario fits
+    /// loom, loom then proves the cell exhaustively at the preemption bound.
+    #[arg(long, default_value_t = 2_000)]
     budget: usize,
+    /// Sample only: no loom proof of the cells where PCT found nothing (scenarios whose
+    /// history needs weak memory still run under loom).
+    #[arg(long)]
+    no_proofs: bool,
     /// PCT depth.
     #[arg(long, default_value_t = 3)]
     depth: usize,
@@ -57,7 +62,8 @@ struct Cell {
     scenario: usize,
     era: Era,
     arch: Arch,
-    /// How the cell was checked, e.g. `PCT d=3, 20000 executions`.
+    /// How the cell was checked, e.g. `PCT d=3 seed 0, 2000 executions, sampled; loom pb=2,
+    /// 208 executions, exhaustive`.
     checked: String,
     kinds: Vec<ViolationKind>,
     first_at: Option<u64>,
@@ -150,6 +156,7 @@ fn identity(scenarios: &[Scenario], eras: &[Era], arches: &[Arch], args: &Args) 
         "depth": args.depth,
         "seed": args.seed,
         "preemption_bound": args.preemption_bound,
+        "proofs": !args.no_proofs,
         "chunk": campaign::CHUNK_EXECUTIONS,
         "model_version": campaign::MODEL_VERSION,
     })
@@ -284,7 +291,7 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
     }
     let verbosity = run::Verbosity::from_flags(args.run.quiet, args.run.verbose);
     let identity = identity(&scenarios, &eras, &arches, &args);
-    let settings = json!({"depth": args.depth, "seed": args.seed, "budget": args.budget, "traces": dir.display().to_string()});
+    let settings = json!({"depth": args.depth, "seed": args.seed, "budget": args.budget, "proofs": !args.no_proofs, "traces": dir.display().to_string()});
     let work = all_cells(&scenarios, &eras, &arches);
     let mine: Vec<usize> = (0..work.len()).filter(|&i| shard.owns(i)).collect();
     let state_path = run::state_path(&dir, "matrix", shard);
@@ -446,7 +453,7 @@ fn run_cell(
     };
     // A scenario whose history needs weak memory is checked both ways: PCT for what any
     // interleaving shows, loom for what only weak memory does.
-    let loom = sc.backend.as_deref() == Some("loom") || sc.needs_weak_memory();
+    let weak = sc.backend.as_deref() == Some("loom") || sc.needs_weak_memory();
     let bound = args.preemption_bound.or(sc.preemption_bound).unwrap_or(2);
     let control = Arc::new(Control::new(Arc::clone(stop)));
     let mut r = run::Run::new(&req, dir, None, Shard::ALL, None)?;
@@ -461,7 +468,10 @@ fn run_cell(
         "PCT d={} seed {}, {} executions, sampled",
         args.depth, args.seed, report.executions
     );
-    if loom {
+    // A cell PCT found clean is proven where loom can run the scenario: every execution
+    // within the preemption bound, under the architecture's memory model.
+    let prove = !args.no_proofs && report.violations.is_empty() && sc.check_loom_limits().is_ok();
+    if weak || prove {
         let l = match crate::check::loom_report(&req, bound) {
             Ok(l) => l,
             // Ctrl-C reaches the loom runner too: an interrupted cell, not a failure.
@@ -510,7 +520,7 @@ fn run_cell(
         kinds,
         executions: report.executions,
         traces,
-        expected: if loom {
+        expected: if weak {
             sc.expected_on(era, arch)
         } else {
             sc.expected_on_sc(era, arch)
@@ -727,10 +737,15 @@ fn render(
     let agree = cells.iter().filter(|c| c.agrees()).count();
     let found = cells.iter().filter(|c| !c.kinds.is_empty()).count();
     out.push_str(&format!(
-        "\nok: PCT d={} seed {}, {} executions (and loom, exhaustive, for scenarios that need weak memory), no violation. KIND @N: found first at execution N; KIND loom @N: found only by loom, at its iteration N (trace in {}/).\n",
+        "\nok: no violation in PCT d={} seed {}, {} executions{}. KIND @N: found first at execution N; KIND loom @N: found only by loom, at its iteration N (trace in {}/). Each cell's `checked` (JSON) says what ran.\n",
         settings["depth"],
         settings["seed"],
         settings["budget"],
+        if settings["proofs"] == json!(false) {
+            " (and loom, exhaustive, for scenarios that need weak memory)"
+        } else {
+            ", then loom, exhaustive at the preemption bound (2 unless the scenario asks for another), where the scenario fits loom"
+        },
         settings["traces"].as_str().unwrap_or("traces"),
     ));
     if status.shard != Shard::ALL {

@@ -201,7 +201,9 @@ impl Kernel {
     /// `mmap_read_lock` (`hugepage_vma_revalidate`: the vma covers the whole PMD range,
     /// whose file offset is huge-page aligned) and drops the lock ->
     /// `hpage_collapse_scan_file` -> `collapse_file` (khugepaged runs the same for a
-    /// shmem file).
+    /// shmem file). Only with `khugepaged_file_collapse` (f3f0e1d2150b, v4.8): before,
+    /// EINVAL; `retract_page_tables` changes with `khugepaged_ipi_before_table_free`
+    /// (2ba99c5e0881, v6.1) and `retract_without_mmap_lock` (1d65b771bc08, v6.6).
     ///
     /// The model's file is shmem-like (the page cache is the only copy). The huge page is
     /// modeled as [`PTRS_PER_PTE`] new frames, one per subpage, so that each file page

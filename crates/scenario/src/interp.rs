@@ -1,8 +1,9 @@
 //! The interpreter: runs a [`Scenario`] against the model under whichever backend
 //! `cowbreak-sync` was built for, one model thread per scenario thread.
 
-use cowbreak_mm::mmap::MapKind;
-use cowbreak_mm::{Arch, Era, Kernel, KernelConfig, Pin, Policy, Task, Violation, PAGE_SIZE};
+use cowbreak_mm::{
+    Arch, Era, Kernel, KernelConfig, MapKind, Pin, Policy, Task, Violation, PAGE_SIZE,
+};
 use cowbreak_sync::{thread, Arc, Event, Ghost};
 
 use crate::ast::{Init, Op, Scenario, ThreadDecl};

@@ -100,8 +100,13 @@ impl Scenario {
 }
 
 fn run(sc: &std::sync::Arc<Scenario>, config: &KernelConfig) -> Vec<Violation> {
-    let k = Arc::new(Kernel::new(config));
-    setup(sc, &k);
+    // Building the kernel and the setup run before any model thread exists: nothing can
+    // be interleaved with them, so their accesses are not scheduling points.
+    let k = cowbreak_sync::without_scheduling(|| {
+        let k = Arc::new(Kernel::new(config));
+        setup(sc, &k);
+        k
+    });
     let ready: Arc<Vec<Event>> = Arc::new(sc.processes.iter().map(|_| Event::new()).collect());
     let points: Arc<Vec<Event>> = Arc::new(sc.points.iter().map(|_| Event::new()).collect());
     let groups: Arc<Ghost<Vec<Group>>> = Arc::new(Ghost::new(
@@ -135,7 +140,8 @@ fn run(sc: &std::sync::Arc<Scenario>, config: &KernelConfig) -> Vec<Violation> {
         h.join()
             .expect("a scenario thread panicked: a bug in cowbreak");
     }
-    k.check_accounting();
+    // Every thread has been joined: the accounting is not interleaved with anything.
+    cowbreak_sync::without_scheduling(|| k.check_accounting());
     let mut v = k.violations();
     if !sc.check.is_empty() {
         v.retain(|v| sc.check.contains(&v.kind));

@@ -7,7 +7,7 @@
 //! | build | backend | what it is for |
 //! |---|---|---|
 //! | `--cfg loom` | [loom](https://docs.rs/loom) | exhaustive exploration within a preemption bound, C11 weak memory |
-//! | default | [shuttle](https://docs.rs/shuttle) | randomized campaigns (random, PCT, URW, DFS) and exact replay |
+//! | default | [shuttle](https://docs.rs/shuttle) | randomized campaigns (random, PCT, URW, POS, DFS) and exact replay |
 //! | `--cfg cowbreak_stress` | `std` | real OS threads: the stress baseline a kernel developer would otherwise use |
 //!
 //! Architecture invariant: nothing else in the workspace names loom, shuttle or
@@ -43,11 +43,48 @@ pub const BACKEND: Backend = if cfg!(loom) {
     Backend::Shuttle
 };
 
-/// Atomics and fences of the selected backend.
+#[cfg(all(not(loom), not(cowbreak_stress)))]
+mod shuttle_atomic;
+
+/// Atomics and fences of the selected backend. Under shuttle they are this crate's own
+/// (`shuttle_atomic`): shuttle's scheduling point without its causality bookkeeping.
 pub mod atomic {
+    #[cfg(any(loom, cowbreak_stress))]
     pub use super::backend::sync::atomic::{
         fence, AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering,
     };
+    #[cfg(all(not(loom), not(cowbreak_stress)))]
+    pub use super::shuttle_atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicUsize};
+    #[cfg(all(not(loom), not(cowbreak_stress)))]
+    pub use shuttle::sync::atomic::{fence, Ordering};
+}
+
+#[cfg(all(not(loom), not(cowbreak_stress)))]
+pub use shuttle_atomic::{next_access, Access};
+
+/// Run `f`, which takes or waits on the object at `object`, so that a scheduler asked
+/// inside it knows what the step is about ([`next_access`], shuttle only).
+#[inline]
+fn announce<T: ?Sized, R>(object: &T, write: bool, f: impl FnOnce() -> R) -> R {
+    #[cfg(all(not(loom), not(cowbreak_stress)))]
+    return shuttle_atomic::announce(object as *const T as *const () as usize, write, f);
+    #[allow(unreachable_code)]
+    {
+        let _ = (object as *const T, write);
+        f()
+    }
+}
+
+/// Run `f` with atomic accesses that are not scheduling points: for a scenario's setup,
+/// which runs before any model thread exists, so that nothing could be interleaved with
+/// it and leaving the points out changes no outcome. Under shuttle the accesses in `f`
+/// cost no scheduling steps; under loom and on real threads this is just `f()` (loom
+/// has nothing to branch on while one thread runs).
+pub fn without_scheduling<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(all(not(loom), not(cowbreak_stress)))]
+    return shuttle_atomic::without_scheduling(f);
+    #[allow(unreachable_code)]
+    f()
 }
 
 /// Threads of the selected backend.
@@ -75,9 +112,11 @@ impl<T> Mutex<T> {
 
     /// Lock, blocking (in the model's sense) until the lock is free.
     pub fn lock(&self) -> MutexGuard<'_, T> {
-        self.0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        announce(self, true, || {
+            self.0
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+        })
     }
 }
 
@@ -164,15 +203,19 @@ impl<T> RwLock<T> {
     }
 
     fn backend_read(&self) -> backend::sync::RwLockReadGuard<'_, T> {
-        self.inner
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        announce(self, false, || {
+            self.inner
+                .read()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+        })
     }
 
     fn backend_write(&self) -> backend::sync::RwLockWriteGuard<'_, T> {
-        self.inner
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        announce(self, true, || {
+            self.inner
+                .write()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+        })
     }
 
     fn read_guard<'a>(
@@ -207,7 +250,7 @@ impl<T> RwLock<T> {
             // A try_write reserved it meanwhile: the trylock came second.
             return (self.count() >= 0).then(|| self.read_guard(guard));
         }
-        match self.inner.try_read() {
+        match announce(self, false, || self.inner.try_read()) {
             Ok(g) => Some(self.read_guard(g)),
             Err(std::sync::TryLockError::Poisoned(p)) => Some(self.read_guard(p.into_inner())),
             Err(std::sync::TryLockError::WouldBlock) => None,
@@ -225,7 +268,7 @@ impl<T> RwLock<T> {
             let guard = self.backend_write();
             return Some(self.write_guard(guard));
         }
-        match self.inner.try_write() {
+        match announce(self, true, || self.inner.try_write()) {
             Ok(g) => Some(self.write_guard(g)),
             Err(std::sync::TryLockError::Poisoned(p)) => Some(self.write_guard(p.into_inner())),
             Err(std::sync::TryLockError::WouldBlock) => None,
@@ -277,7 +320,7 @@ impl Event {
 
     /// Signal the event, waking every waiter.
     pub fn signal(&self) {
-        let mut set = self.set.lock().unwrap_or_else(|p| p.into_inner());
+        let mut set = announce(self, true, || self.set.lock().unwrap_or_else(|p| p.into_inner()));
         *set = true;
         self.cond.notify_all();
     }
@@ -291,7 +334,7 @@ impl Event {
     /// holds (a killable wait: `stop` asks whether a fatal signal is pending). Returns
     /// whether the event was signalled.
     pub fn wait_unless(&self, stop: impl Fn() -> bool) -> bool {
-        let mut set = self.set.lock().unwrap_or_else(|p| p.into_inner());
+        let mut set = announce(self, false, || self.set.lock().unwrap_or_else(|p| p.into_inner()));
         while !*set {
             if stop() {
                 return false;

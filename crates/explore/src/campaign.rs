@@ -964,7 +964,10 @@ pub fn minimize_trace(
     let execution = std::sync::Arc::new(scenario.execution(config.clone()));
     let want = crate::minimize::tasks_of(&trace.schedule.data)
         .ok_or_else(|| BadTrace(format!("{origin}: not a shuttle schedule")))?;
-    let ceiling = if may_lengthen { usize::MAX } else { want.len() };
+    // The search first keeps within the original's steps, and lengthens only for fewer
+    // preemptions that cannot be had otherwise: `may_lengthen` never costs steps that
+    // the default would have saved.
+    let mut ceiling = want.len();
     let mut search =
         crate::minimize::minimize_from(&want, kind, at, steps_max, budget, ceiling, &execution)
             .map_err(|e| BadTrace(format!("{origin}: {e}")))?;
@@ -985,6 +988,10 @@ pub fn minimize_trace(
             crate::minimize::Below::Found(tasks) => (tasks, false),
             crate::minimize::Below::Longer(tasks) => (tasks, true),
         };
+        let grow = may_lengthen && tasks.len() > ceiling;
+        if grow {
+            ceiling = usize::MAX;
+        }
         let next = crate::minimize::minimize_from(
             &tasks, kind, at, steps_max, budget, ceiling, &execution,
         )

@@ -60,8 +60,11 @@ pub struct Found {
 pub struct Outcome {
     /// Executions run.
     pub executions: u64,
-    /// Scheduling decisions over all executions (shuttle only).
+    /// Scheduling points over all executions (shuttle only): every step, forced or not.
     pub steps: u64,
+    /// The steps among them that were decisions, two or more tasks runnable (shuttle
+    /// only): what a schedule records and a scheduler chooses.
+    pub decisions: u64,
     /// Distinct violations, by (kind, place), in the order first found.
     pub violations: Vec<Found>,
     /// The exploration was stopped before its budget ran out.
@@ -92,6 +95,7 @@ impl Outcome {
 pub(crate) struct Collector {
     executions: u64,
     pub(crate) steps: u64,
+    pub(crate) decisions: u64,
     order: Vec<(ViolationKind, &'static str)>,
     found: BTreeMap<(ViolationKind, &'static str), Found>,
     pub(crate) single_schedule: bool,
@@ -155,6 +159,7 @@ impl Collector {
         Outcome {
             executions: self.executions,
             steps: self.steps,
+            decisions: self.decisions,
             violations,
             interrupted: false,
             single_schedule: self.single_schedule,

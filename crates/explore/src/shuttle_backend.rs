@@ -4,7 +4,9 @@
 //! execution, so whatever breaks comes with a schedule that
 //! [`ReplayScheduler`](shuttle::scheduler::ReplayScheduler) plays back exactly.
 
+use std::cell::{Cell, RefCell};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -84,12 +86,64 @@ impl Default for ShuttleConfig {
     }
 }
 
-/// State shared between the recording scheduler and the execution closure.
+/// Hands the scheduler it wraps only the steps that are decisions: two or more tasks
+/// runnable. A step with one runnable task has one outcome whatever a scheduler says, so
+/// it is taken here, without asking, and not recorded: a schedule is the list of
+/// decisions, and a replay (under the same wrapper) skips the same forced steps. A
+/// scheduler then spends nothing (no random draw, no priority lookup, no record) on the
+/// steps where nothing can be interleaved, such as the main thread's joins and the
+/// locks of a scenario's setup. shuttle's PCT already counts only these steps for its
+/// change points; random now draws only at them. shuttle's URW counts every task's
+/// events from the first step it sees the task at, so it is shown the forced steps too
+/// (`show_forced`); the schedule records the decisions only all the same.
+pub(crate) struct Decisions<S> {
+    inner: S,
+    show_forced: bool,
+    /// Every scheduling point, forced or not, over every execution.
+    points: Rc<Cell<u64>>,
+}
+
+impl<S> Decisions<S> {
+    pub(crate) fn new(inner: S, show_forced: bool) -> (Decisions<S>, Rc<Cell<u64>>) {
+        let points = Rc::new(Cell::new(0));
+        let d = Decisions {
+            inner,
+            show_forced,
+            points: Rc::clone(&points),
+        };
+        (d, points)
+    }
+}
+
+impl<S: Scheduler> Scheduler for Decisions<S> {
+    fn new_execution(&mut self) -> Option<Schedule> {
+        self.inner.new_execution()
+    }
+
+    #[inline]
+    fn next_task(
+        &mut self,
+        runnable: &[&Task],
+        current: Option<TaskId>,
+        is_yielding: bool,
+    ) -> Option<TaskId> {
+        self.points.set(self.points.get() + 1);
+        match runnable {
+            [only] if !self.show_forced => Some(only.id()),
+            _ => self.inner.next_task(runnable, current, is_yielding),
+        }
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        self.inner.next_u64()
+    }
+}
+
+/// State shared between the recording scheduler and the execution closure: touched once
+/// per execution, never per step.
 #[derive(Default)]
 struct Shared {
     collector: Collector,
-    /// Decisions of the running execution.
-    schedule: Schedule,
     /// What the running execution reported when it finished; `None` while running.
     pending: Option<Vec<Violation>>,
     started: bool,
@@ -98,28 +152,32 @@ struct Shared {
 }
 
 impl Shared {
-    /// Close the previous execution: its schedule is complete now.
-    fn finish_execution(&mut self, steps_max: usize) {
+    /// Close the previous execution: `schedule` is its complete list of decisions.
+    fn finish_execution(&mut self, schedule: &Schedule, steps_max: usize) {
         if !self.started {
             return;
         }
         self.started = false;
-        self.collector.steps += self.schedule.len() as u64;
+        self.collector.decisions += schedule.len() as u64;
         let violations = self
             .pending
             .take()
             .unwrap_or_else(|| vec![livelock(steps_max)]);
         if !violations.is_empty() {
-            let encoded = serialize_schedule(&self.schedule);
-            let len = self.schedule.len();
+            let encoded = serialize_schedule(schedule);
+            let len = schedule.len();
             self.collector.record(violations, Some(encoded), len);
         }
     }
 }
 
+/// Keeps every decision of the running execution. The schedule lives on the exploring
+/// OS thread (shuttle runs every task of an execution there), so recording a step is a
+/// push, without a lock.
 struct Recording<S> {
     inner: S,
     shared: Arc<Mutex<Shared>>,
+    schedule: Rc<RefCell<Schedule>>,
     steps_max: usize,
     stop_after_first: bool,
     control: Arc<Control>,
@@ -128,7 +186,7 @@ struct Recording<S> {
 impl<S: Scheduler> Scheduler for Recording<S> {
     fn new_execution(&mut self) -> Option<Schedule> {
         let mut shared = self.shared.lock().unwrap_or_else(|p| p.into_inner());
-        shared.finish_execution(self.steps_max);
+        shared.finish_execution(&self.schedule.borrow(), self.steps_max);
         let stop = self.control.stop.load(Ordering::Relaxed);
         shared.interrupted |= stop;
         if stop || (self.stop_after_first && shared.collector.any()) {
@@ -138,13 +196,14 @@ impl<S: Scheduler> Scheduler for Recording<S> {
             return None;
         }
         let s = self.inner.new_execution()?;
-        shared.schedule = Schedule::new(s.seed);
+        *self.schedule.borrow_mut() = Schedule::new(s.seed);
         shared.started = true;
         shared.collector.begin_execution();
         self.control.executed.fetch_add(1, Ordering::Relaxed);
         Some(s)
     }
 
+    #[inline]
     fn next_task(
         &mut self,
         runnable: &[&Task],
@@ -152,22 +211,26 @@ impl<S: Scheduler> Scheduler for Recording<S> {
         is_yielding: bool,
     ) -> Option<TaskId> {
         let t = self.inner.next_task(runnable, current, is_yielding)?;
-        self.shared
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .schedule
-            .push_task(t);
+        if runnable.len() > 1 {
+            self.schedule.borrow_mut().push_task(t);
+        }
         Some(t)
     }
 
     fn next_u64(&mut self) -> u64 {
-        self.shared
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .schedule
-            .push_random();
+        self.schedule.borrow_mut().push_random();
         self.inner.next_u64()
     }
+}
+
+/// A shuttle runner for `sched` behind [`Decisions`], and its count of scheduling points.
+pub(crate) fn runner<S: Scheduler + 'static>(
+    sched: S,
+    steps_max: usize,
+    show_forced: bool,
+) -> (Runner<Decisions<S>>, Rc<Cell<u64>>) {
+    let (d, points) = Decisions::new(sched, show_forced);
+    (Runner::new(d, config(steps_max)), points)
 }
 
 pub(crate) fn config(steps_max: usize) -> Config {
@@ -250,33 +313,39 @@ where
         Strategy::Urw => Box::new(UrwRandomScheduler::new_from_seed(cfg.seed, cfg.iterations)),
         Strategy::Dfs => Box::new(DfsScheduler::new(Some(cfg.iterations), false)),
     };
+    let schedule = Rc::new(RefCell::new(Schedule::new(0)));
     let sched = Recording {
         inner,
         shared: Arc::clone(&shared),
+        schedule: Rc::clone(&schedule),
         steps_max,
         stop_after_first: cfg.stop_after_first,
         control,
     };
-    let runner = Runner::new(sched, config(steps_max));
+    // URW counts every event of a task: it sees the forced steps too.
+    let show_forced = cfg.strategy == Strategy::Urw;
+    let (runner, points) = runner(sched, steps_max, show_forced);
     let result = quietly(|| catch_unwind(AssertUnwindSafe(|| runner.run(body))));
     // A failed execution leaks its tasks (and their clones of `shared`): take the
     // results out rather than unwrap the Arc.
     let mut shared = std::mem::take(&mut *shared.lock().unwrap_or_else(|p| p.into_inner()));
+    let schedule = schedule.borrow();
     match result {
-        Ok(_) => shared.finish_execution(steps_max),
+        Ok(_) => shared.finish_execution(&schedule, steps_max),
         Err(payload) => {
             let text = payload_text(&*payload);
             if text.contains("did not exercise any concurrency") {
                 // PCT refuses a closure whose first execution never ran two threads at
                 // once: there is nothing to interleave, so one execution says it all.
-                shared.finish_execution(steps_max);
+                shared.finish_execution(&schedule, steps_max);
                 shared.collector.single_schedule = true;
             } else {
                 shared.pending = Some(vec![classify(&text)]);
-                shared.finish_execution(steps_max);
+                shared.finish_execution(&schedule, steps_max);
             }
         }
     }
+    shared.collector.steps = points.get();
     let interrupted = shared.interrupted;
     let mut outcome = shared.collector.into_outcome();
     outcome.interrupted = interrupted;
@@ -386,7 +455,7 @@ where
             *seen.lock().unwrap_or_else(|p| p.into_inner()) = Some(v);
         }
     };
-    let runner = Runner::new(sched, config(steps_max));
+    let (runner, _points) = runner(sched, steps_max, false);
     match quietly(|| catch_unwind(AssertUnwindSafe(|| runner.run(body)))) {
         Ok(_) => Ok(seen
             .lock()
@@ -405,21 +474,19 @@ where
     F: Fn() -> Vec<Violation> + Send + Sync + 'static,
 {
     let shared = Arc::new(Mutex::new(Shared::default()));
+    let schedule = Rc::new(RefCell::new(Schedule::new(0)));
     let sched = Recording {
         inner: RandomScheduler::new_from_seed(seed, 1),
         shared: Arc::clone(&shared),
+        schedule: Rc::clone(&schedule),
         steps_max,
         stop_after_first: false,
         control: Arc::new(Control::default()),
     };
     let violations =
         execute_once(sched, steps_max, execution).unwrap_or_else(|text| vec![classify(&text)]);
-    let shared = std::mem::take(&mut *shared.lock().unwrap_or_else(|p| p.into_inner()));
-    (
-        violations,
-        serialize_schedule(&shared.schedule),
-        shared.schedule.len(),
-    )
+    let schedule = schedule.borrow();
+    (violations, serialize_schedule(&schedule), schedule.len())
 }
 
 /// shuttle's failure text without its `Debug` dumps of tasks: the first line, cut

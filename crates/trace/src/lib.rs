@@ -40,7 +40,7 @@
 //! assert!(render_text(&loaded, 80).contains("do_wp_page addr=0x8000 (reuse)"));
 //! ```
 //!
-//! # The file format (version 2)
+//! # The file format (version 3)
 //!
 //! A JSON object with these fields; readers check `format` and `version` before anything
 //! else, and ignore fields they do not know.
@@ -55,7 +55,7 @@
 //! | `arch` | string | the architecture, `"x86"` or `"arm64"` (new in version 2) |
 //! | `switches` | array | `[name, on]` for every policy switch, after any flips on top of the era |
 //! | `backend` | object | `name` (`pct`, `random`, `urw`, `dfs`, `loom`, `stress`) and `params` (an object: seed, depth, budget, ...) |
-//! | `schedule` | object | `encoding` (`shuttle`, `loom` or `none`), `data` (the encoded schedule, replayable by that backend), `steps` (its length) |
+//! | `schedule` | object | `encoding` (`shuttle`, `loom` or `none`), `data` (the encoded schedule, replayable by that backend), `steps` (its length). A `shuttle` schedule lists only the decisions, the steps where two or more threads could run (version 3; version 2 listed every step) |
 //! | `threads` | array | `{id, name, process}` per model thread; `id` is the CPU number that events carry |
 //! | `events` | array | the recorded events, in order (see below) |
 //! | `violation` | object | `kind` (`pin-coherence`, ...), `at` (the kernel function), `message`, `explanation` (one line on what broke) |
@@ -85,4 +85,4 @@ pub use render::{render_event_line, render_html, render_html_with, render_text, 
 pub const FORMAT: &str = "cowbreak-trace";
 
 /// The trace format version this crate writes and reads.
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;

@@ -181,7 +181,7 @@ fn from_json_rejects_other_versions() {
     let text = sample_json_with(|trace| drop(trace.insert("version".into(), 99.into())));
     check_error(
         &text,
-        ": trace format version 99, this cowbreak reads version 2",
+        ": trace format version 99, this cowbreak reads version 3",
     );
 }
 

@@ -20,14 +20,15 @@ use std::sync::Arc;
 pub struct Args {
     #[command(flatten)]
     target: cli::Target,
-    /// How to explore: pct, random, urw, dfs (shuttle) or loom (exhaustive within a
-    /// preemption bound, weak memory); default: the scenario's `backend` line, else pct.
-    #[arg(long, value_parser = ["pct", "random", "urw", "dfs", "loom"])]
+    /// How to explore: pct, random, urw, pos (partial order sampling over the objects
+    /// each step touches), dfs (shuttle) or loom (exhaustive within a preemption bound,
+    /// weak memory); default: the scenario's `backend` line, else pct.
+    #[arg(long, value_parser = ["pct", "random", "urw", "pos", "dfs", "loom"])]
     backend: Option<String>,
     /// Executions to run (shuttle backends): the campaign's budget [default: 10000].
     #[arg(long, alias = "iterations")]
     budget: Option<usize>,
-    /// Seed of the scheduler's randomness (random, pct, urw) [default: 0].
+    /// Seed of the scheduler's randomness (random, pct, urw, pos) [default: 0].
     #[arg(long)]
     seed: Option<u64>,
     /// PCT bug depth (pct only) [default: 3].
@@ -60,6 +61,7 @@ pub fn strategy(backend: &str, depth: usize) -> Strategy {
     match backend {
         "random" => Strategy::Random,
         "urw" => Strategy::Urw,
+        "pos" => Strategy::Pos,
         "dfs" => Strategy::Dfs,
         _ => Strategy::Pct { depth },
     }

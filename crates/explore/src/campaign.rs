@@ -103,6 +103,7 @@ pub fn strategy_name(s: Strategy) -> &'static str {
         Strategy::Random => "random",
         Strategy::Pct { .. } => "pct",
         Strategy::Urw => "urw",
+        Strategy::Pos => "pos",
         Strategy::Dfs => "dfs",
     }
 }

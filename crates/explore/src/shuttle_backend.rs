@@ -35,6 +35,9 @@ pub enum Strategy {
     Urw,
     /// Depth-first enumeration (spin loops make it unsuitable for IPI waits).
     Dfs,
+    /// Partial order sampling over the objects the model's steps touch (Yuan et al.,
+    /// CAV 2018): see `pos.rs`.
+    Pos,
 }
 
 /// A shuttle campaign's settings.
@@ -312,6 +315,7 @@ where
         )),
         Strategy::Urw => Box::new(UrwRandomScheduler::new_from_seed(cfg.seed, cfg.iterations)),
         Strategy::Dfs => Box::new(DfsScheduler::new(Some(cfg.iterations), false)),
+        Strategy::Pos => Box::new(crate::pos::PosScheduler::new(cfg.seed, cfg.iterations)),
     };
     let schedule = Rc::new(RefCell::new(Schedule::new(0)));
     let sched = Recording {
@@ -322,8 +326,9 @@ where
         stop_after_first: cfg.stop_after_first,
         control,
     };
-    // URW counts every event of a task: it sees the forced steps too.
-    let show_forced = cfg.strategy == Strategy::Urw;
+    // URW counts every event of a task, POS keeps every task's pending access: both
+    // see the forced steps too.
+    let show_forced = matches!(cfg.strategy, Strategy::Urw | Strategy::Pos);
     let (runner, points) = runner(sched, steps_max, show_forced);
     let result = quietly(|| catch_unwind(AssertUnwindSafe(|| runner.run(body))));
     // A failed execution leaks its tasks (and their clones of `shared`): take the

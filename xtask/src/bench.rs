@@ -17,8 +17,7 @@ use std::time::{Duration, Instant};
 use cowbreak_explore::{explore_shuttle, ShuttleConfig, Strategy};
 use cowbreak_mm::{Arch, Era, ViolationKind};
 use cowbreak_scenario::Scenario;
-use cowbreak_sync::atomic::{AtomicU64, Ordering::SeqCst};
-use cowbreak_sync::{thread, Arc};
+use cowbreak_sync::Arc;
 use serde_json::{json, Value};
 
 use crate::cli::{build_runner, builtins, Fail};
@@ -35,6 +34,10 @@ pub struct Args {
     /// Executions for the throughput figures: the budget, as `check` and `matrix` call it.
     #[arg(long, alias = "executions", default_value_t = 2000)]
     budget: usize,
+    /// Runs of each throughput figure (model and bare shuttle alternated): the table shows
+    /// the median, the JSON min / median / max.
+    #[arg(long, default_value_t = 3)]
+    reps: usize,
     /// Seeds for executions-to-first-violation.
     #[arg(long, default_value_t = 20)]
     seeds: u64,
@@ -67,11 +70,10 @@ pub struct Args {
     shuttle_only: bool,
 }
 
-/// The throughput campaign: uniformly random schedules, which (unlike PCT) also run
-/// single-threaded scenarios many times, so fixed costs do not dominate.
-fn throughput(iterations: usize) -> ShuttleConfig {
+/// A throughput campaign: `iterations` executions of `strategy`, seed 0, no early stop.
+fn throughput(strategy: Strategy, iterations: usize) -> ShuttleConfig {
     ShuttleConfig {
-        strategy: Strategy::Random,
+        strategy,
         iterations,
         seed: 0,
         steps_max: 20_000,
@@ -79,19 +81,21 @@ fn throughput(iterations: usize) -> ShuttleConfig {
     }
 }
 
-/// Bare shuttle: `threads` threads doing `ops` SeqCst fetch_adds each on one atomic.
-fn baseline(
-    threads: usize,
-    ops: u64,
-) -> impl Fn() -> Vec<cowbreak_mm::Violation> + Send + Sync + 'static {
-    move || {
-        let counter = Arc::new(AtomicU64::new(0));
+/// Bare shuttle, nothing of ours: `threads` threads doing `ops` `fetch_add`s each on one
+/// of shuttle's own atomics, under shuttle's own scheduler (no recording, no forced-step
+/// skipping), `iterations` executions. `count` wraps the scheduler in a counter of
+/// scheduling points and decisions (for a separate, untimed run with the same seed,
+/// hence the same schedules); the timed run passes `false`. Returns (points, decisions).
+fn bare(strategy: Strategy, iterations: usize, threads: usize, ops: u64, count: bool) -> (u64, u64) {
+    use shuttle::scheduler::{PctScheduler, RandomScheduler, Scheduler};
+    let body = move || {
+        let counter = std::sync::Arc::new(shuttle::sync::atomic::AtomicU64::new(0));
         let hs: Vec<_> = (0..threads)
             .map(|_| {
-                let c = Arc::clone(&counter);
-                thread::spawn(move || {
+                let c = std::sync::Arc::clone(&counter);
+                shuttle::thread::spawn(move || {
                     for _ in 0..ops {
-                        c.fetch_add(1, SeqCst);
+                        c.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     }
                 })
             })
@@ -99,8 +103,117 @@ fn baseline(
         for h in hs {
             h.join().expect("baseline thread");
         }
-        Vec::new()
+    };
+    let sched: Box<dyn Scheduler + Send> = match strategy {
+        Strategy::Pct { depth } => Box::new(PctScheduler::new_from_seed(0, depth, iterations)),
+        _ => Box::new(RandomScheduler::new_from_seed(0, iterations)),
+    };
+    let mut config = shuttle::Config::new();
+    config.silence_warnings = true;
+    if !count {
+        shuttle::Runner::new(sched, config).run(body);
+        return (0, 0);
     }
+    let tally = std::rc::Rc::new(std::cell::Cell::new((0u64, 0u64)));
+    let counting = Counted {
+        inner: sched,
+        tally: std::rc::Rc::clone(&tally),
+    };
+    shuttle::Runner::new(counting, config).run(body);
+    tally.get()
+}
+
+/// Counts scheduling points and decisions (two or more runnable) of the scheduler it
+/// wraps, for the untimed counting run of [`bare`].
+struct Counted<S> {
+    inner: S,
+    tally: std::rc::Rc<std::cell::Cell<(u64, u64)>>,
+}
+
+impl<S: shuttle::scheduler::Scheduler> shuttle::scheduler::Scheduler for Counted<S> {
+    fn new_execution(&mut self) -> Option<shuttle::scheduler::Schedule> {
+        self.inner.new_execution()
+    }
+    fn next_task(
+        &mut self,
+        runnable: &[&shuttle::scheduler::Task],
+        current: Option<shuttle::scheduler::TaskId>,
+        is_yielding: bool,
+    ) -> Option<shuttle::scheduler::TaskId> {
+        let (p, d) = self.tally.get();
+        self.tally.set((p + 1, d + u64::from(runnable.len() > 1)));
+        self.inner.next_task(runnable, current, is_yielding)
+    }
+    fn next_u64(&mut self) -> u64 {
+        self.inner.next_u64()
+    }
+}
+
+/// min / median / max of `v`.
+fn spread(mut v: Vec<f64>) -> (f64, f64, f64) {
+    v.sort_by(f64::total_cmp);
+    (v[0], v[v.len() / 2], v[v.len() - 1])
+}
+
+/// One scheduler's throughput on one scenario, the model and bare shuttle side by side:
+/// `reps` runs each, alternated so that both see the same machine.
+fn cost(
+    sc: &Scenario,
+    config: &cowbreak_mm::KernelConfig,
+    strategy: Strategy,
+    budget: usize,
+    reps: usize,
+) -> Value {
+    if matches!(strategy, Strategy::Pct { .. }) && sc.threads.len() < 2 {
+        // PCT runs a single-threaded scenario once (shuttle's PCT refuses more): no
+        // throughput to measure.
+        return Value::Null;
+    }
+    let (mut model_t, mut bare_t) = (Vec::new(), Vec::new());
+    let mut out = None;
+    let mut shape = None;
+    for _ in 0..reps {
+        let t = Instant::now();
+        let o = explore_shuttle(&throughput(strategy, budget), sc.execution(config.clone()));
+        model_t.push(t.elapsed().as_secs_f64());
+        let execs = o.executions.max(1);
+        // The same threads, and as many scheduling points per execution as the model's.
+        let (threads, ops) = *shape.get_or_insert_with(|| {
+            let threads = sc.threads.len().max(1);
+            (threads, (o.steps / execs / threads as u64).max(1))
+        });
+        out = Some(o);
+        let t = Instant::now();
+        bare(strategy, budget, threads, ops, false);
+        bare_t.push(t.elapsed().as_secs_f64());
+    }
+    let out = out.expect("at least one repetition");
+    let (threads, ops) = shape.expect("at least one repetition");
+    let (bare_points, bare_decisions) = bare(strategy, budget, threads, ops, true);
+    let execs = out.executions.max(1) as f64;
+    let per = |t: (f64, f64, f64), n: u64| {
+        let n = n.max(1) as f64 / 1e9;
+        (t.0 / n, t.1 / n, t.2 / n)
+    };
+    let (m, b) = (spread(model_t), spread(bare_t));
+    let (m_step, b_step) = (per(m, out.steps), per(b, bare_points));
+    let (m_dec, b_dec) = (per(m, out.decisions), per(b, bare_decisions));
+    let trip = |t: (f64, f64, f64)| json!({"min": t.0, "median": t.1, "max": t.2});
+    json!({
+        "executions": out.executions,
+        "steps_per_execution": out.steps as f64 / execs,
+        "decisions_per_execution": out.decisions as f64 / execs,
+        "exec_per_s": {"min": execs / m.2, "median": execs / m.1, "max": execs / m.0},
+        "model_ns_per_step": trip(m_step),
+        "bare_ns_per_step": trip(b_step),
+        "ratio_per_step": m_step.1 / b_step.1,
+        "model_ns_per_decision": trip(m_dec),
+        "bare_ns_per_decision": trip(b_dec),
+        "ratio_per_decision": m_dec.1 / b_dec.1,
+        "bare": {"threads": threads, "ops_per_thread": ops,
+            "steps_per_execution": bare_points as f64 / execs,
+            "decisions_per_execution": bare_decisions as f64 / execs},
+    })
 }
 
 /// The newest kernel era with the scenario's bug (the hypothetical `aa-cor` only when no
@@ -201,81 +314,103 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
     let shuttle_scenarios: Vec<&Scenario> = scenarios.iter().filter(|s| s.runs_on(arch)).collect();
     let mut rows = Vec::new();
     println!(
-        "{:<40} {:>9} {:>9} {:>9} {:>6}   {:<28} {:<28} {:<28}",
-        "scenario (era)",
-        "exec/s",
-        "ns/step",
-        "bare ns",
-        "ratio",
-        "PCT first (med/p90)",
-        "random first",
-        "URW first"
+        "throughput: {} executions a run, {} runs each, alternated with bare shuttle (its own \
+         atomics and scheduler, the same threads and scheduling points); medians\n",
+        args.budget, args.reps
     );
+    println!(
+        "{:<40} {:>7} {:>7} {:>8}   {:>7} {:>7} {:>6}   {:>7} {:>7} {:>6}   {:>8} {:>8} {:>6}",
+        "scenario (era)",
+        "steps",
+        "decis.",
+        "exec/s",
+        "rnd ns",
+        "bare",
+        "ratio",
+        "PCT ns",
+        "bare",
+        "ratio",
+        "ns/dec",
+        "bare",
+        "ratio"
+    );
+    let mut table = Vec::new();
     for &sc in &shuttle_scenarios {
         let (era, kind) = last_buggy_era(sc, arch).map_or((Era::V6_2, None), |(e, k)| (e, Some(k)));
         let config = sc.kernel_config(sc.policy(era, arch), arch);
-        let exec = sc.execution(config.clone());
-        let t = Instant::now();
-        let out = explore_shuttle(&throughput(args.budget), exec);
-        let model_ns = t.elapsed().as_nanos() as f64;
-        let steps = out.steps.max(1);
-        let threads = sc.threads.len().max(1);
-        let ops = (steps / out.executions.max(1) / threads as u64).max(1);
-        let t = Instant::now();
-        let base = explore_shuttle(&throughput(args.budget), baseline(threads, ops));
-        let base_ns = t.elapsed().as_nanos() as f64;
-        let (model_step, base_step) = (model_ns / steps as f64, base_ns / base.steps.max(1) as f64);
-        let mut firsts = serde_json::Map::new();
-        let mut cols = Vec::new();
-        for (name, strategy) in [
-            ("pct", Strategy::Pct { depth: 3 }),
-            ("random", Strategy::Random),
-            ("urw", Strategy::Urw),
-        ] {
-            let Some(kind) = kind else {
-                cols.push("-".to_string());
-                continue;
-            };
-            let mut found = Vec::new();
-            for seed in 0..args.seeds {
-                let cfg = ShuttleConfig {
-                    strategy,
-                    iterations: args.cap,
-                    seed,
-                    steps_max: 20_000,
-                    stop_after_first: true,
-                };
-                let o = explore_shuttle(&cfg, sc.execution(config.clone()));
-                if let Some(f) = o.violations.iter().find(|f| f.violation.kind == kind) {
-                    found.push(f.first_at_execution);
-                }
-            }
-            found.sort_unstable();
-            let missed = args.seeds as usize - found.len();
-            let first = FirstStats::new(&found, missed, args.cap as u64);
-            let text = first.text();
-            firsts.insert(
-                name.into(),
-                json!({"found": found, "seeds": args.seeds, "cap": args.cap,
-                "misses_counted_as_cap": missed,
-                "median": first.median, "p90": first.p90}),
-            );
-            cols.push(text);
-        }
+        let random = cost(sc, &config, Strategy::Random, args.budget, args.reps);
+        let pct = cost(sc, &config, Strategy::Pct { depth: 3 }, args.budget, args.reps);
+        let f = |v: &Value, k: &str| v[k].as_f64().unwrap_or(f64::NAN);
+        let med = |v: &Value, k: &str| v[k]["median"].as_f64().unwrap_or(f64::NAN);
         println!(
-            "{:<40} {:>9.0} {:>9.0} {:>9.0} {:>5.2}x   {:<28} {:<28} {:<28}",
+            "{:<40} {:>7.0} {:>7.0} {:>8.0}   {:>7.0} {:>7.0} {:>5.2}x   {:>7.0} {:>7.0} {:>5.2}x   {:>8.0} {:>8.0} {:>5.2}x",
             format!("{} ({era})", sc.name),
-            out.executions as f64 / (model_ns / 1e9),
-            model_step,
-            base_step,
-            model_step / base_step,
-            cols[0],
-            cols[1],
-            cols[2]
+            f(&random, "steps_per_execution"),
+            f(&random, "decisions_per_execution"),
+            med(&random, "exec_per_s"),
+            med(&random, "model_ns_per_step"),
+            med(&random, "bare_ns_per_step"),
+            f(&random, "ratio_per_step"),
+            med(&pct, "model_ns_per_step"),
+            med(&pct, "bare_ns_per_step"),
+            f(&pct, "ratio_per_step"),
+            med(&random, "model_ns_per_decision"),
+            med(&random, "bare_ns_per_decision"),
+            f(&random, "ratio_per_decision"),
         );
+        table.push((sc, era, kind, config, random, pct));
+    }
+    println!(
+        "\nexecutions to the first violation over {} seeds (median / p90; a seed that found nothing counts as the cap, {}):\n",
+        args.seeds, args.cap
+    );
+    let strategies = [
+        ("pct2", Strategy::Pct { depth: 2 }),
+        ("pct3", Strategy::Pct { depth: 3 }),
+        ("random", Strategy::Random),
+        ("urw", Strategy::Urw),
+        ("pos", Strategy::Pos),
+    ];
+    print!("{:<40}", "scenario (era)");
+    for (name, _) in &strategies {
+        print!(" {:<26}", name);
+    }
+    println!();
+    for (sc, era, kind, config, random, pct) in table {
+        let mut firsts = serde_json::Map::new();
+        if let Some(kind) = kind {
+            print!("{:<40}", format!("{} ({era})", sc.name));
+            for (name, strategy) in strategies {
+                let mut found = Vec::new();
+                for seed in 0..args.seeds {
+                    let cfg = ShuttleConfig {
+                        strategy,
+                        iterations: args.cap,
+                        seed,
+                        steps_max: 20_000,
+                        stop_after_first: true,
+                    };
+                    let o = explore_shuttle(&cfg, sc.execution(config.clone()));
+                    if let Some(f) = o.violations.iter().find(|f| f.violation.kind == kind) {
+                        found.push(f.first_at_execution);
+                    }
+                }
+                found.sort_unstable();
+                let missed = args.seeds as usize - found.len();
+                let first = FirstStats::new(&found, missed, args.cap as u64);
+                print!(" {:<26}", first.text());
+                firsts.insert(
+                    name.into(),
+                    json!({"found": found, "seeds": args.seeds, "cap": args.cap,
+                    "misses_counted_as_cap": missed,
+                    "median": first.median, "p90": first.p90}),
+                );
+            }
+            println!();
+        }
         rows.push(json!({"scenario": sc.name, "era": era.name(), "arch": arch.name(), "kind": kind.map(|k| k.name()),
-            "executions": out.executions, "steps": out.steps, "exec_per_s": out.executions as f64 / (model_ns / 1e9),
-            "ns_per_step": model_step, "baseline_ns_per_step": base_step, "ratio": model_step / base_step,
+            "threads": sc.threads.len(),
+            "throughput": {"random": random, "pct3": pct},
             "first_violation": firsts}));
     }
     let mut report = json!({"shuttle": rows, "campaigns": campaigns(&args)?});

@@ -197,8 +197,20 @@ fn cost(
     };
     let (m, b) = (spread(model_t), spread(bare_t));
     let (m_step, b_step) = (per(m, out.steps), per(b, bare_points));
-    let (m_dec, b_dec) = (per(m, out.decisions), per(b, bare_decisions));
-    let trip = |t: (f64, f64, f64)| json!({"min": t.0, "median": t.1, "max": t.2});
+    // A scenario whose threads never run side by side makes no decisions: no figure.
+    let nan = (f64::NAN, f64::NAN, f64::NAN);
+    let (m_dec, b_dec) = if out.decisions == 0 {
+        (nan, nan)
+    } else {
+        (per(m, out.decisions), per(b, bare_decisions))
+    };
+    let trip = |t: (f64, f64, f64)| {
+        if t.1.is_nan() {
+            Value::Null
+        } else {
+            json!({"min": t.0, "median": t.1, "max": t.2})
+        }
+    };
     json!({
         "executions": out.executions,
         "steps_per_execution": out.steps as f64 / execs,
@@ -209,7 +221,7 @@ fn cost(
         "ratio_per_step": m_step.1 / b_step.1,
         "model_ns_per_decision": trip(m_dec),
         "bare_ns_per_decision": trip(b_dec),
-        "ratio_per_decision": m_dec.1 / b_dec.1,
+        "ratio_per_decision": if out.decisions == 0 { Value::Null } else { json!(m_dec.1 / b_dec.1) },
         "bare": {"threads": threads, "ops_per_thread": ops,
             "steps_per_execution": bare_points as f64 / execs,
             "decisions_per_execution": bare_decisions as f64 / execs},

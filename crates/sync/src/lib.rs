@@ -56,7 +56,9 @@ pub mod atomic {
     #[cfg(all(not(loom), not(cowbreak_stress)))]
     pub use super::shuttle_atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicUsize};
     #[cfg(all(not(loom), not(cowbreak_stress)))]
-    pub use shuttle::sync::atomic::{fence, Ordering};
+    pub use super::shuttle_atomic::fence;
+    #[cfg(all(not(loom), not(cowbreak_stress)))]
+    pub use std::sync::atomic::Ordering;
 }
 
 #[cfg(all(not(loom), not(cowbreak_stress)))]

@@ -95,6 +95,14 @@ pub fn without_scheduling<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
+/// A fence: nothing under shuttle, which runs one task at a time and is sequentially
+/// consistent (loom explores what fences order). shuttle's own `fence` is a no-op too,
+/// but first compare-and-swaps a process-wide warning flag for any ordering weaker than
+/// `SeqCst`: a cache line every exploring thread writes, which campaigns on two threads
+/// fought over at every `smp_rmb` and `smp_wmb`.
+#[inline]
+pub fn fence(_order: Ordering) {}
+
 macro_rules! atomic_int {
     ($name:ident, $std:ty, $t:ty) => {
         /// The shuttle backend's atomic: a scheduling point, then the access.

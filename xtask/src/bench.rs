@@ -392,32 +392,7 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
         let mut firsts = serde_json::Map::new();
         if let Some(kind) = kind {
             print!("{:<40}", format!("{} ({era})", sc.name));
-            for (name, strategy) in strategies {
-                let mut found = Vec::new();
-                for seed in 0..args.seeds {
-                    let cfg = ShuttleConfig {
-                        strategy,
-                        iterations: args.cap,
-                        seed,
-                        steps_max: 20_000,
-                        stop_after_first: true,
-                    };
-                    let o = explore_shuttle(&cfg, sc.execution(config.clone()));
-                    if let Some(f) = o.violations.iter().find(|f| f.violation.kind == kind) {
-                        found.push(f.first_at_execution);
-                    }
-                }
-                found.sort_unstable();
-                let missed = args.seeds as usize - found.len();
-                let first = FirstStats::new(&found, missed, args.cap as u64);
-                print!(" {:<26}", first.text());
-                firsts.insert(
-                    name.into(),
-                    json!({"found": found, "seeds": args.seeds, "cap": args.cap,
-                    "misses_counted_as_cap": missed,
-                    "median": first.median, "p90": first.p90}),
-                );
-            }
+            firsts = first_violations(sc, &config, kind, &strategies, &args);
             println!();
         }
         rows.push(json!({"scenario": sc.name, "era": era.name(), "arch": arch.name(), "kind": kind.map(|k| k.name()),
@@ -425,7 +400,7 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
             "throughput": {"random": random, "pct3": pct},
             "first_violation": firsts}));
     }
-    let mut report = json!({"shuttle": rows, "campaigns": campaigns(&args)?});
+    let mut report = json!({"shuttle": rows, "scale": scale(arch, &args)?, "campaigns": campaigns(&args)?});
     if !args.shuttle_only {
         report["stress"] = stress(&shuttle_scenarios, arch, &args)?;
         report["loom"] = loom(&scenarios, loom_era, &loom_arches, &args)?;
@@ -440,6 +415,102 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Executions to the first `kind` for each of `strategies`, over `args.seeds` seeds
+/// with `args.cap` executions each, printed as table cells.
+fn first_violations(
+    sc: &Scenario,
+    config: &cowbreak_mm::KernelConfig,
+    kind: ViolationKind,
+    strategies: &[(&str, Strategy)],
+    args: &Args,
+) -> serde_json::Map<String, Value> {
+    let mut firsts = serde_json::Map::new();
+    for &(name, strategy) in strategies {
+        let mut found = Vec::new();
+        for seed in 0..args.seeds {
+            let cfg = ShuttleConfig {
+                strategy,
+                iterations: args.cap,
+                seed,
+                steps_max: 20_000,
+                stop_after_first: true,
+            };
+            let o = explore_shuttle(&cfg, sc.execution(config.clone()));
+            if let Some(f) = o.violations.iter().find(|f| f.violation.kind == kind) {
+                found.push(f.first_at_execution);
+            }
+        }
+        found.sort_unstable();
+        let missed = args.seeds as usize - found.len();
+        let first = FirstStats::new(&found, missed, args.cap as u64);
+        print!(" {:<26}", first.text());
+        firsts.insert(
+            name.into(),
+            json!({"found": found, "seeds": args.seeds, "cap": args.cap,
+            "misses_counted_as_cap": missed,
+            "median": first.median, "p90": first.p90}),
+        );
+    }
+    firsts
+}
+
+/// Scale: the same race with 2, 4 and 8 threads and 1, 48 and 56 pages
+/// (`fast-gup-vs-fork` and the scale built-ins): throughput and cost per step on the
+/// clean era v5.11 (no execution ends early), side by side with bare shuttle at the
+/// same thread count, and executions to the first violation on v5.9.
+fn scale(arch: Arch, args: &Args) -> Result<Value, Fail> {
+    let mut scenarios = vec![crate::cli::scenario("fast-gup-vs-fork")?];
+    scenarios.extend(crate::cli::scale()?);
+    if !args.scenarios.is_empty() {
+        scenarios.retain(|s| args.scenarios.contains(&s.name));
+    }
+    if scenarios.is_empty() {
+        return Ok(Value::Array(Vec::new()));
+    }
+    println!(
+        "\nscale: throughput on v5.11 (clean), random, medians of {} runs; executions to the first pin-coherence on v5.9 over {} seeds:\n",
+        args.reps, args.seeds
+    );
+    let strategies = [
+        ("pct3", Strategy::Pct { depth: 3 }),
+        ("urw", Strategy::Urw),
+        ("pos", Strategy::Pos),
+    ];
+    println!(
+        "{:<22} {:>7} {:>5} {:>7} {:>7} {:>8} {:>7} {:>7} {:>6}   {:<26} {:<26} {:<26}",
+        "scenario", "threads", "pages", "steps", "decis.", "exec/s", "ns/step", "bare", "ratio",
+        "PCT d=3 first", "URW first", "POS first"
+    );
+    let mut rows = Vec::new();
+    for sc in &scenarios {
+        let pages: u64 = sc.maps.iter().map(|m| m.pages).sum();
+        let clean = sc.kernel_config(sc.policy(Era::V5_11, arch), arch);
+        let random = cost(sc, &clean, Strategy::Random, args.budget, args.reps);
+        let med = |k: &str| random[k]["median"].as_f64().unwrap_or(f64::NAN);
+        let f = |k: &str| random[k].as_f64().unwrap_or(f64::NAN);
+        print!(
+            "{:<22} {:>7} {:>5} {:>7.0} {:>7.0} {:>8.0} {:>7.0} {:>7.0} {:>5.2}x  ",
+            sc.name,
+            sc.threads.len(),
+            pages,
+            f("steps_per_execution"),
+            f("decisions_per_execution"),
+            med("exec_per_s"),
+            med("model_ns_per_step"),
+            med("bare_ns_per_step"),
+            f("ratio_per_step"),
+        );
+        let buggy = sc.kernel_config(sc.policy(Era::V5_9, arch), arch);
+        let firsts =
+            first_violations(sc, &buggy, ViolationKind::PinCoherence, &strategies, args);
+        println!();
+        rows.push(json!({"scenario": sc.name, "threads": sc.threads.len(), "pages": pages,
+            "arch": arch.name(), "throughput_era": "v5.11", "throughput": random,
+            "first_violation_era": "v5.9", "first_violation": firsts}));
+    }
+    Ok(Value::Array(rows))
 }
 
 /// Time `f` `n` times; (min, median, max) seconds.

@@ -97,6 +97,9 @@ pub fn scenario(arg: &str) -> Result<Scenario, Fail> {
     if let Some(sc) = all.iter().find(|s| s.name == arg) {
         return Ok(sc.clone());
     }
+    if let Some(sc) = scale()?.into_iter().find(|s| s.name == arg) {
+        return Ok(sc);
+    }
     let path = Path::new(arg);
     if path.is_file() {
         return read_scenario_file(arg);
@@ -160,6 +163,11 @@ fn read_scenario_file(arg: &str) -> Result<Scenario, Fail> {
 }
 
 /// Every built-in scenario.
+/// The built-in scale scenarios (`scenarios/scale/`).
+pub fn scale() -> Result<Vec<Scenario>, Fail> {
+    library::scale().map_err(|e| Fail::bad(format!("built-in scenario does not parse: {e}")))
+}
+
 pub fn builtins() -> Result<Vec<Scenario>, Fail> {
     library::all().map_err(|e| Fail::bad(format!("built-in scenario does not parse: {e}")))
 }

@@ -16,6 +16,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<ExitCode, Fail> {
     let scenarios = builtins()?;
+    let scale = crate::cli::scale()?;
     if args.json {
         let v = json!({
             "scenarios": scenarios.iter().map(|s| json!({"name": s.name, "summary": s.summary, "source": s.source,
@@ -23,6 +24,8 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
                 "arches": if s.arches.is_empty() { Arch::ALL.iter().map(|a| a.name()).collect::<Vec<_>>() } else { s.arches.iter().map(|a| a.name()).collect() },
                 "backend": s.backend,
                 "expect": s.expect.iter().map(|(k, cells)| json!({"kind": k.name(), "eras": cells.iter().map(|c| c.to_string()).collect::<Vec<_>>()})).collect::<Vec<_>>()})).collect::<Vec<_>>(),
+            "scale_scenarios": scale.iter().map(|s| json!({"name": s.name, "summary": s.summary, "source": s.source,
+                "threads": s.threads.len(), "pages": s.maps.iter().map(|m| m.pages).sum::<u64>()})).collect::<Vec<_>>(),
             "eras": Era::ALL.iter().map(|e| json!({"name": e.name(), "kernels": e.kernels(),
                 "switches": e.policy().iter().zip(Policy::default().iter()).filter(|&((n, on), _)| on && SWITCHES.iter().any(|s| s.name == n && s.axis == cowbreak_mm::Axis::Era)).map(|((n, _), _)| n).collect::<Vec<_>>(),
                 "unmodeled": e.unmodeled()})).collect::<Vec<_>>(),
@@ -55,6 +58,20 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
             }
             println!("  {:w$}  {}", "", notes.join("; "));
         }
+    }
+    println!(
+        "\nScale scenarios ({}), for the bench and campaigns (not in the default matrix):",
+        scale.len()
+    );
+    for s in &scale {
+        let pages: u64 = s.maps.iter().map(|m| m.pages).sum();
+        println!("  {:w$}  {}", s.name, s.summary);
+        println!(
+            "  {:w$}  {} threads, {pages} pages; source: {}",
+            "",
+            s.threads.len(),
+            s.source
+        );
     }
     println!(
         "\nEras ({}), with the switches each turns on:",

@@ -292,10 +292,7 @@ pub fn check_output_file(file: &Path) -> Result<(), Fail> {
 /// The scenario's part of file names: its name for a built-in as shipped, else the name
 /// and a hash of its text (two files that share a name do not share traces).
 pub fn scenario_label(scenario: &Scenario) -> String {
-    let builtin = library::all()
-        .ok()
-        .and_then(|all| all.into_iter().find(|s| s.name == scenario.name))
-        .is_some_and(|b| b.text == scenario.text);
+    let builtin = library::find(&scenario.name).is_some_and(|b| b.text == scenario.text);
     if builtin {
         scenario.name.clone()
     } else {

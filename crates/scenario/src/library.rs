@@ -45,6 +45,31 @@ builtin! {
     "vmsplice-unmap-in-parent.scn",
 }
 
+/// `(file name, text)` of every built-in scale scenario (`scenarios/scale/`): four and
+/// eight threads on up to 56 pages, several forks, pins and faults in flight. loom
+/// cannot finish them; they are for the bench (throughput and executions to the first
+/// violation as threads and pages grow) and for campaigns (`check` and `matrix
+/// --scenarios` take them by name). The default matrix, the table of kernel history,
+/// leaves them out: each repeats a race a history scenario already pins to its eras.
+pub const SCALE_FILES: &[(&str, &str)] = &[
+    (
+        "scale/scale-fork-pins-4.scn",
+        include_str!("../../../scenarios/scale/scale-fork-pins-4.scn"),
+    ),
+    (
+        "scale/scale-fork-pins-8.scn",
+        include_str!("../../../scenarios/scale/scale-fork-pins-8.scn"),
+    ),
+];
+
+/// Every built-in scale scenario, parsed (see [`SCALE_FILES`]).
+pub fn scale() -> Result<Vec<Scenario>, ParseError> {
+    SCALE_FILES
+        .iter()
+        .map(|(file, text)| parse(&format!("scenarios/{file}"), text))
+        .collect()
+}
+
 /// Every built-in scenario, parsed. A built-in that does not parse is a bug caught by
 /// the tests, reported here as the parse error.
 pub fn all() -> Result<Vec<Scenario>, ParseError> {
@@ -54,9 +79,13 @@ pub fn all() -> Result<Vec<Scenario>, ParseError> {
         .collect()
 }
 
-/// The built-in scenario called `name`.
+/// The built-in scenario called `name`: a history scenario or a scale one.
 pub fn find(name: &str) -> Option<Scenario> {
-    all().ok()?.into_iter().find(|s| s.name == name)
+    all()
+        .ok()?
+        .into_iter()
+        .chain(scale().ok()?)
+        .find(|s| s.name == name)
 }
 
 /// Names of the built-in scenarios.

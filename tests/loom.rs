@@ -15,6 +15,7 @@ use cowbreak::scenario::{library, Scenario};
 const PREEMPTION_BOUND: LoomConfig = LoomConfig {
     preemption_bound: 2,
     max_branches: 100_000,
+    max_executions: None,
 };
 
 /// loom on a built-in scenario on `era` and `arch`, with switches flipped on top.

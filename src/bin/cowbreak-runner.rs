@@ -7,6 +7,8 @@
 //!
 //! Usage: cowbreak-runner check FILE --era ERA [--arch ARCH] [--switch NAME=on|off]...
 //!            [--preemption-bound B] [--no-traces]   (loom)
+//!            [--iterations N]                       (loom: at most N executions; the JSON's
+//!                                                    `exhaustive` says whether it finished)
 //!            [--iterations N] [--seconds S]         (stress: stop at the first violation)
 //!        cowbreak-runner replay TRACE               (loom)
 //!
@@ -112,6 +114,8 @@ fn run(args: &Args) -> Result<serde_json::Value, String> {
         "backend": backend_name(),
         "arch": arch.name(),
         "executions": out.executions,
+        // loom stopped at its budget (`--iterations`) rather than running out of schedules.
+        "exhaustive": !cfg!(loom) || out.executions < args.iterations,
         "elapsed_ms": elapsed_ms,
         "violations": out.violations.iter().zip(traces).map(|(f, trace)| serde_json::json!({
             "kind": f.violation.kind.name(), "at": f.violation.at, "message": f.violation.message,
@@ -142,7 +146,10 @@ fn explore(
 ) -> Result<Explored, String> {
     use cowbreak::explore::{explore_loom, loom_path, replay_loom, trace_build, LoomConfig};
     sc.check_loom_limits()?;
-    let cfg = LoomConfig::new(args.preemption_bound);
+    let mut cfg = LoomConfig::new(args.preemption_bound);
+    if args.iterations < u64::MAX {
+        cfg.max_executions = Some(args.iterations as usize);
+    }
     let config = sc.kernel_config(policy, arch);
     let out = explore_loom(cfg, sc.execution(config.clone()));
     let mut traces = Vec::new();
@@ -261,6 +268,7 @@ fn replay(args: &Args) -> Result<serde_json::Value, String> {
         max_branches: param("max_branches")
             .ok_or_else(|| format!("{origin}: no loom max_branches"))?
             as usize,
+        max_executions: None,
     };
     let config = sc.kernel_config(policy, arch);
     let (result, events) = trace_build::capture(&sc, || {

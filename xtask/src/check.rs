@@ -369,6 +369,25 @@ fn loom(req: &CheckRequest, args: &Args) -> Result<CheckReport, Fail> {
 /// JSON: every violation comes with a trace of the failing loom iteration, replayable
 /// under loom.
 pub fn loom_report(req: &CheckRequest, preemption_bound: usize) -> Result<CheckReport, Fail> {
+    loom_report_within(req, preemption_bound, &LoomBudget::default()).map(|(r, _)| r)
+}
+
+/// What a loom run may take: executions (deterministic) and seconds (a single
+/// execution of a big scenario can take minutes). `None`: no limit.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LoomBudget {
+    pub executions: Option<u64>,
+    pub seconds: Option<f64>,
+}
+
+/// [`loom_report`] within `budget`, and whether loom finished (explored every execution
+/// within the bound). A run stopped by the clock has explored nothing that counts: its
+/// report is empty.
+pub fn loom_report_within(
+    req: &CheckRequest,
+    preemption_bound: usize,
+    budget: &LoomBudget,
+) -> Result<(CheckReport, bool), Fail> {
     req.scenario.check_loom_limits().map_err(Fail::bad)?;
     loom_env_bound()?;
     let v = run_loom_runner(
@@ -377,7 +396,9 @@ pub fn loom_report(req: &CheckRequest, preemption_bound: usize) -> Result<CheckR
         req.arch,
         &req.switches,
         preemption_bound,
+        budget,
     )?;
+    let exhaustive = v["exhaustive"].as_bool().unwrap_or(true);
     let mut params = std::collections::BTreeMap::new();
     params.insert("preemption_bound".to_string(), json!(preemption_bound));
     let mut violations = Vec::new();
@@ -416,7 +437,7 @@ pub fn loom_report(req: &CheckRequest, preemption_bound: usize) -> Result<CheckR
         r.found.first_at_execution = first;
         violations.push(r);
     }
-    Ok(CheckReport {
+    let report = CheckReport {
         scenario: req.scenario.name.clone(),
         era: req.era.name().to_string(),
         arch: req.arch.name().to_string(),
@@ -425,7 +446,8 @@ pub fn loom_report(req: &CheckRequest, preemption_bound: usize) -> Result<CheckR
         executions: v["executions"].as_u64().unwrap_or(0),
         elapsed_ms: v["elapsed_ms"].as_u64().unwrap_or(0) as u128,
         violations,
-    })
+    };
+    Ok((report, exhaustive))
 }
 
 /// Run the loom runner's `check` on `scenario` and return its JSON. A loom deadlock
@@ -437,6 +459,7 @@ pub fn run_loom_runner(
     arch: Arch,
     switches: &[(String, bool)],
     preemption_bound: usize,
+    budget: &LoomBudget,
 ) -> Result<serde_json::Value, Fail> {
     let root = project_root();
     // The runner reads the scenario from a file: built-ins are written out first, each
@@ -456,9 +479,47 @@ pub fn run_loom_runner(
         cmd.arg("--switch")
             .arg(format!("{name}={}", if *on { "on" } else { "off" }));
     }
-    let out = cmd
-        .output()
-        .map_err(|e| Fail::bad(format!("cannot run the loom runner: {e}")))?;
+    if let Some(n) = budget.executions {
+        cmd.args(["--iterations", &n.to_string()]);
+    }
+    // Output to files, not pipes: the runner's JSON (traces included) may be larger than
+    // a pipe holds while this waits on the clock.
+    let cannot = |e: std::io::Error| Fail::bad(format!("cannot run the loom runner: {e}"));
+    let mut stdout = tempfile::tempfile().map_err(cannot)?;
+    let mut stderr_file = tempfile::tempfile().map_err(cannot)?;
+    let mut child = cmd
+        .stdout(stdout.try_clone().map_err(cannot)?)
+        .stderr(stderr_file.try_clone().map_err(cannot)?)
+        .spawn()
+        .map_err(cannot)?;
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().map_err(cannot)? {
+            break status;
+        }
+        if budget
+            .seconds
+            .is_some_and(|s| started.elapsed().as_secs_f64() > s)
+        {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Ok(json!({"executions": 0, "exhaustive": false, "timed_out": true,
+                "elapsed_ms": started.elapsed().as_millis() as u64, "violations": []}));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    let read = |f: &mut std::fs::File| -> Result<Vec<u8>, Fail> {
+        use std::io::{Read, Seek};
+        let mut v = Vec::new();
+        f.seek(std::io::SeekFrom::Start(0)).map_err(cannot)?;
+        f.read_to_end(&mut v).map_err(cannot)?;
+        Ok(v)
+    };
+    let out = std::process::Output {
+        status,
+        stdout: read(&mut stdout)?,
+        stderr: read(&mut stderr_file)?,
+    };
     let stderr = String::from_utf8_lossy(&out.stderr);
     if out.status.success() {
         serde_json::from_slice(&out.stdout).map_err(|e| {

@@ -535,6 +535,50 @@ fn a_matrix_without_proofs_only_samples() {
     );
 }
 
+/// A proof that does not finish within its budget leaves the cell sampled, and says
+/// so: by executions (dirty-cow v5.9 x86 needs a few hundred loom executions; 10 are
+/// allowed) and by the clock (one loom execution of the 4-thread scale scenario takes
+/// minutes; 3 s are allowed). Budget: 200 PCT executions a cell, seed 0.
+#[test]
+fn a_proof_that_does_not_finish_leaves_the_cell_sampled() {
+    for (scenario, flag, value, says) in [
+        ("dirty-cow", "--proof-budget", "10", "within 10 executions"),
+        ("scale-fork-pins-4", "--proof-seconds", "3", "or 3 s"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("matrix.json");
+        let o = xtask(
+            &[
+                "matrix",
+                "--scenarios",
+                scenario,
+                "--eras",
+                "v5.11",
+                "--arch",
+                "x86",
+                "--budget",
+                "200",
+                flag,
+                value,
+                "-q",
+                "--json",
+                out.to_str().unwrap(),
+            ],
+            dir.path(),
+        );
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        let v: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+        let cell = &v["cells"][0];
+        assert_eq!(cell["verdict"], "ok", "{cell}");
+        let checked = cell["checked"].as_str().unwrap();
+        assert!(
+            checked.contains("did not finish") && checked.contains(says),
+            "{scenario}: {checked}"
+        );
+        assert!(!checked.contains("exhaustive"), "{checked}");
+    }
+}
+
 /// Threads that wait for each other forever: a deadlock violation with a replayable
 /// trace from shuttle, and from loom (which aborts its runner on a deadlock) the same,
 /// never a crash of the command.

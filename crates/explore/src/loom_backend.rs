@@ -31,6 +31,10 @@ pub struct LoomConfig {
     /// `Builder::max_branches`: spin-waits (an IPI waiting for an interrupts-off CPU)
     /// take a branch per yield.
     pub max_branches: usize,
+    /// `Builder::max_permutations`: stop after this many executions (a proof's budget);
+    /// `None`, exhaustive whatever it takes. It changes no path's iteration number, so a
+    /// path found under a budget replays without it.
+    pub max_executions: Option<usize>,
 }
 
 impl LoomConfig {
@@ -39,6 +43,7 @@ impl LoomConfig {
         LoomConfig {
             preemption_bound,
             max_branches: 100_000,
+            max_executions: None,
         }
     }
 
@@ -50,7 +55,7 @@ impl LoomConfig {
         // settings that found it.
         builder.checkpoint_file = None;
         builder.checkpoint_interval = usize::MAX;
-        builder.max_permutations = None;
+        builder.max_permutations = self.max_executions;
         builder.max_duration = None;
         builder
     }

@@ -7,7 +7,23 @@
 
 use cowbreak::explore::{explore_shuttle, ShuttleConfig, Strategy};
 use cowbreak::mm::{Arch, Era};
-use cowbreak::scenario::library;
+use cowbreak::explore::Outcome;
+use cowbreak::scenario::{library, Scenario};
+
+/// The budget of every cell here: 2,000 PCT (depth 3) executions from seed 1.
+fn pct(sc: &Scenario, era: Era, arch: Arch) -> Outcome {
+    let cfg = ShuttleConfig {
+        strategy: Strategy::Pct { depth: 3 },
+        iterations: 2000,
+        seed: 1,
+        steps_max: 20_000,
+        stop_after_first: false,
+    };
+    explore_shuttle(
+        &cfg,
+        sc.execution(sc.kernel_config(sc.policy(era, arch), arch)),
+    )
+}
 
 #[test]
 fn every_builtin_parses_and_names_its_source() {
@@ -41,17 +57,7 @@ fn every_builtin_matches_the_kernel_history_on_every_era() {
             .map(move |a| (sc, a))
     }) {
         for era in Era::ALL {
-            let cfg = ShuttleConfig {
-                strategy: Strategy::Pct { depth: 3 },
-                iterations: 2000,
-                seed: 1,
-                steps_max: 20_000,
-                stop_after_first: false,
-            };
-            let out = explore_shuttle(
-                &cfg,
-                sc.execution(sc.kernel_config(sc.policy(era, arch), arch)),
-            );
+            let out = pct(sc, era, arch);
             let want = sc.expected_on_sc(era, arch);
             if out.kinds() != want {
                 wrong.push(format!(
@@ -86,17 +92,7 @@ fn scale_builtins_find_their_history() {
         let pages: u64 = sc.maps.iter().map(|m| m.pages).sum();
         assert!(pages >= 48, "{}: {pages} pages", sc.name);
         for era in [Era::V4_4_289, Era::V5_9, Era::V5_11, Era::V6_12] {
-            let cfg = ShuttleConfig {
-                strategy: Strategy::Pct { depth: 3 },
-                iterations: 2000,
-                seed: 1,
-                steps_max: 20_000,
-                stop_after_first: false,
-            };
-            let out = explore_shuttle(
-                &cfg,
-                sc.execution(sc.kernel_config(sc.policy(era, Arch::X86), Arch::X86)),
-            );
+            let out = pct(sc, era, Arch::X86);
             assert_eq!(
                 out.kinds(),
                 sc.expected_on_sc(era, Arch::X86),

@@ -287,28 +287,6 @@ impl FirstStats {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::FirstStats;
-
-    #[test]
-    fn misses_count_as_the_cap() {
-        // 15 seeds found it at 100..=240, 5 missed a cap of 1,000: the median is over 20.
-        let found: Vec<u64> = (0..15).map(|i| 100 + 10 * i).collect();
-        let s = FirstStats::new(&found, 5, 1000);
-        assert_eq!(s.median, 200);
-        assert_eq!(s.p90, 1000);
-        assert_eq!(s.text(), "200 / >=1000 (5 missed)");
-        // Most seeds missed: the median is the cap itself.
-        let s = FirstStats::new(&[7, 9], 5, 1000);
-        assert_eq!(s.median, 1000);
-        assert_eq!(s.text(), ">=1000 / >=1000 (5 missed)");
-        let s = FirstStats::new(&[3, 5, 9], 0, 1000);
-        assert_eq!((s.median, s.p90), (5, 9));
-        assert_eq!(s.text(), "5 / 9");
-    }
-}
-
 pub fn run(args: Args) -> Result<ExitCode, Fail> {
     let mut scenarios = builtins()?;
     if !args.scenarios.is_empty() {
@@ -803,4 +781,26 @@ fn loom(scenarios: &[Scenario], era: Era, arches: &[Arch], args: &Args) -> Resul
         }
     }
     Ok(Value::Array(rows))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FirstStats;
+
+    #[test]
+    fn misses_count_as_the_cap() {
+        // 15 seeds found it at 100..=240, 5 missed a cap of 1,000: the median is over 20.
+        let found: Vec<u64> = (0..15).map(|i| 100 + 10 * i).collect();
+        let s = FirstStats::new(&found, 5, 1000);
+        assert_eq!(s.median, 200);
+        assert_eq!(s.p90, 1000);
+        assert_eq!(s.text(), "200 / >=1000 (5 missed)");
+        // Most seeds missed: the median is the cap itself.
+        let s = FirstStats::new(&[7, 9], 5, 1000);
+        assert_eq!(s.median, 1000);
+        assert_eq!(s.text(), ">=1000 / >=1000 (5 missed)");
+        let s = FirstStats::new(&[3, 5, 9], 0, 1000);
+        assert_eq!((s.median, s.p90), (5, 9));
+        assert_eq!(s.text(), "5 / 9");
+    }
 }

@@ -5,9 +5,9 @@
 //! memory shows (`:weak`) must stay clean here: shuttle is sequentially consistent.
 #![cfg(all(not(loom), not(cowbreak_stress)))]
 
+use cowbreak::explore::Outcome;
 use cowbreak::explore::{explore_shuttle, ShuttleConfig, Strategy};
 use cowbreak::mm::{Arch, Era};
-use cowbreak::explore::Outcome;
 use cowbreak::scenario::{library, Scenario};
 
 /// The budget of every cell here: 2,000 PCT (depth 3) executions from seed 1.
@@ -87,8 +87,15 @@ fn scale_builtins_find_their_history() {
     assert!(scale[1].check_loom_limits().is_err(), "8 threads fit loom?");
     let history = library::names();
     for sc in &scale {
-        assert!(!history.contains(&sc.name), "{} in the history set", sc.name);
-        assert_eq!(library::find(&sc.name).map(|s| s.text), Some(sc.text.clone()));
+        assert!(
+            !history.contains(&sc.name),
+            "{} in the history set",
+            sc.name
+        );
+        assert_eq!(
+            library::find(&sc.name).map(|s| s.text),
+            Some(sc.text.clone())
+        );
         let pages: u64 = sc.maps.iter().map(|m| m.pages).sum();
         assert!(pages >= 48, "{}: {pages} pages", sc.name);
         for era in [Era::V4_4_289, Era::V5_9, Era::V5_11, Era::V6_12] {

@@ -135,11 +135,7 @@ fn a_longer_schedule_with_fewer_preemptions_is_reported_or_taken_on_request() {
     let sc = library::find("dirty-cow").unwrap();
     let report =
         campaign::check(&CheckRequest::new(sc.clone(), Era::V4_8, Arch::X86, 500)).unwrap();
-    let found = &report
-        .violations
-        .first()
-        .expect("v4.8 on x86 breaks")
-        .trace;
+    let found = &report.violations.first().expect("v4.8 on x86 breaks").trace;
     let kept = campaign::minimize_trace(found, &sc.name, 20_000, false).unwrap();
     let (b, a) = (&kept.search.before, &kept.search.after);
     assert!(a.tasks.len() <= b.tasks.len());
@@ -150,7 +146,10 @@ fn a_longer_schedule_with_fewer_preemptions_is_reported_or_taken_on_request() {
     assert!(p < a.preemptions && n > b.tasks.len(), "({p}, {n})");
     let taken = campaign::minimize_trace(found, &sc.name, 20_000, true).unwrap();
     assert_eq!(
-        (taken.search.after.preemptions, taken.search.after.tasks.len()),
+        (
+            taken.search.after.preemptions,
+            taken.search.after.tasks.len()
+        ),
         (p, n)
     );
     assert_eq!(taken.longer_below, None);

@@ -86,7 +86,13 @@ fn throughput(strategy: Strategy, iterations: usize) -> ShuttleConfig {
 /// skipping), `iterations` executions. `count` wraps the scheduler in a counter of
 /// scheduling points and decisions (for a separate, untimed run with the same seed,
 /// hence the same schedules); the timed run passes `false`. Returns (points, decisions).
-fn bare(strategy: Strategy, iterations: usize, threads: usize, ops: u64, count: bool) -> (u64, u64) {
+fn bare(
+    strategy: Strategy,
+    iterations: usize,
+    threads: usize,
+    ops: u64,
+    count: bool,
+) -> (u64, u64) {
     use shuttle::scheduler::{PctScheduler, RandomScheduler, Scheduler};
     let body = move || {
         let counter = std::sync::Arc::new(shuttle::sync::atomic::AtomicU64::new(0));
@@ -329,7 +335,13 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
         let (era, kind) = last_buggy_era(sc, arch).map_or((Era::V6_2, None), |(e, k)| (e, Some(k)));
         let config = sc.kernel_config(sc.policy(era, arch), arch);
         let random = cost(sc, &config, Strategy::Random, args.budget, args.reps);
-        let pct = cost(sc, &config, Strategy::Pct { depth: 3 }, args.budget, args.reps);
+        let pct = cost(
+            sc,
+            &config,
+            Strategy::Pct { depth: 3 },
+            args.budget,
+            args.reps,
+        );
         let f = |v: &Value, k: &str| v[k].as_f64().unwrap_or(f64::NAN);
         let med = |v: &Value, k: &str| v[k]["median"].as_f64().unwrap_or(f64::NAN);
         println!(
@@ -378,7 +390,8 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
             "throughput": {"random": random, "pct3": pct},
             "first_violation": firsts}));
     }
-    let mut report = json!({"shuttle": rows, "scale": scale(arch, &args)?, "campaigns": campaigns(&args)?});
+    let mut report =
+        json!({"shuttle": rows, "scale": scale(arch, &args)?, "campaigns": campaigns(&args)?});
     if !args.shuttle_only {
         report["stress"] = stress(&shuttle_scenarios, arch, &args)?;
         report["loom"] = loom(&scenarios, loom_era, &loom_arches, &args)?;
@@ -458,8 +471,18 @@ fn scale(arch: Arch, args: &Args) -> Result<Value, Fail> {
     ];
     println!(
         "{:<22} {:>7} {:>5} {:>7} {:>7} {:>8} {:>7} {:>7} {:>6}   {:<26} {:<26} {:<26}",
-        "scenario", "threads", "pages", "steps", "decis.", "exec/s", "ns/step", "bare", "ratio",
-        "PCT d=3 first", "URW first", "POS first"
+        "scenario",
+        "threads",
+        "pages",
+        "steps",
+        "decis.",
+        "exec/s",
+        "ns/step",
+        "bare",
+        "ratio",
+        "PCT d=3 first",
+        "URW first",
+        "POS first"
     );
     let mut rows = Vec::new();
     for sc in &scenarios {
@@ -481,12 +504,13 @@ fn scale(arch: Arch, args: &Args) -> Result<Value, Fail> {
             f("ratio_per_step"),
         );
         let buggy = sc.kernel_config(sc.policy(Era::V5_9, arch), arch);
-        let firsts =
-            first_violations(sc, &buggy, ViolationKind::PinCoherence, &strategies, args);
+        let firsts = first_violations(sc, &buggy, ViolationKind::PinCoherence, &strategies, args);
         println!();
-        rows.push(json!({"scenario": sc.name, "threads": sc.threads.len(), "pages": pages,
+        rows.push(
+            json!({"scenario": sc.name, "threads": sc.threads.len(), "pages": pages,
             "arch": arch.name(), "throughput_era": "v5.11", "throughput": random,
-            "first_violation_era": "v5.9", "first_violation": firsts}));
+            "first_violation_era": "v5.9", "first_violation": firsts}),
+        );
     }
     Ok(Value::Array(rows))
 }

@@ -503,8 +503,10 @@ pub fn run_loom_runner(
         {
             let _ = child.kill();
             let _ = child.wait();
-            return Ok(json!({"executions": 0, "exhaustive": false, "timed_out": true,
-                "elapsed_ms": started.elapsed().as_millis() as u64, "violations": []}));
+            return Ok(
+                json!({"executions": 0, "exhaustive": false, "timed_out": true,
+                "elapsed_ms": started.elapsed().as_millis() as u64, "violations": []}),
+            );
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
     };

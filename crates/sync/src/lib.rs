@@ -54,9 +54,9 @@ pub mod atomic {
         fence, AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering,
     };
     #[cfg(all(not(loom), not(cowbreak_stress)))]
-    pub use super::shuttle_atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicUsize};
-    #[cfg(all(not(loom), not(cowbreak_stress)))]
     pub use super::shuttle_atomic::fence;
+    #[cfg(all(not(loom), not(cowbreak_stress)))]
+    pub use super::shuttle_atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicUsize};
     #[cfg(all(not(loom), not(cowbreak_stress)))]
     pub use std::sync::atomic::Ordering;
 }
@@ -322,7 +322,9 @@ impl Event {
 
     /// Signal the event, waking every waiter.
     pub fn signal(&self) {
-        let mut set = announce(self, true, || self.set.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut set = announce(self, true, || {
+            self.set.lock().unwrap_or_else(|p| p.into_inner())
+        });
         *set = true;
         self.cond.notify_all();
     }
@@ -336,7 +338,9 @@ impl Event {
     /// holds (a killable wait: `stop` asks whether a fatal signal is pending). Returns
     /// whether the event was signalled.
     pub fn wait_unless(&self, stop: impl Fn() -> bool) -> bool {
-        let mut set = announce(self, false, || self.set.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut set = announce(self, false, || {
+            self.set.lock().unwrap_or_else(|p| p.into_inner())
+        });
         while !*set {
             if stop() {
                 return false;

@@ -96,7 +96,7 @@ fn scale_builtins_find_their_history() {
             library::find(&sc.name).map(|s| s.text),
             Some(sc.text.clone())
         );
-        let pages: u64 = sc.maps.iter().map(|m| m.pages).sum();
+        let pages = sc.pages();
         assert!(pages >= 48, "{}: {pages} pages", sc.name);
         for era in [Era::V4_4_289, Era::V5_9, Era::V5_11, Era::V6_12] {
             let out = pct(sc, era, Arch::X86);

@@ -11,8 +11,8 @@
 //!   consistent (`sequential_consistency=on`).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, ExitCode};
+use std::time::Instant;
 
 use cowbreak_explore::{explore_shuttle, ShuttleConfig, Strategy};
 use cowbreak_mm::{Arch, Era, ViolationKind};
@@ -486,7 +486,7 @@ fn scale(arch: Arch, args: &Args) -> Result<Value, Fail> {
     );
     let mut rows = Vec::new();
     for sc in &scenarios {
-        let pages: u64 = sc.maps.iter().map(|m| m.pages).sum();
+        let pages = sc.pages();
         let clean = sc.kernel_config(sc.policy(Era::V5_11, arch), arch);
         let random = cost(sc, &clean, Strategy::Random, args.budget, args.reps);
         let med = |k: &str| random[k]["median"].as_f64().unwrap_or(f64::NAN);
@@ -676,34 +676,14 @@ fn run_runner(
     seconds: f64,
 ) -> Result<Option<Value>, Fail> {
     let file = crate::check::scenario_file(&std::env::temp_dir(), sc)?;
-    let mut child = Command::new(bin)
-        .arg("check")
+    let mut cmd = Command::new(bin);
+    cmd.arg("check")
         .arg(file.path())
         .args(["--era", era.name(), "--arch", arch.name(), "--no-traces"])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| Fail::bad(format!("{}: {e}", bin.display())))?;
-    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
-    loop {
-        if child
-            .try_wait()
-            .map_err(|e| Fail::bad(e.to_string()))?
-            .is_some()
-        {
-            break;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Ok(None);
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| Fail::bad(e.to_string()))?;
+        .args(extra);
+    let Some(out) = crate::cli::output_within(&mut cmd, Some(seconds))? else {
+        return Ok(None);
+    };
     serde_json::from_slice(&out.stdout).map(Some).map_err(|_| {
         Fail::bad(format!(
             "runner on {}: {}",

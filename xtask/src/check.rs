@@ -482,45 +482,11 @@ pub fn run_loom_runner(
     if let Some(n) = budget.executions {
         cmd.args(["--iterations", &n.to_string()]);
     }
-    // Output to files, not pipes: the runner's JSON (traces included) may be larger than
-    // a pipe holds while this waits on the clock.
-    let cannot = |e: std::io::Error| Fail::bad(format!("cannot run the loom runner: {e}"));
-    let mut stdout = tempfile::tempfile().map_err(cannot)?;
-    let mut stderr_file = tempfile::tempfile().map_err(cannot)?;
-    let mut child = cmd
-        .stdout(stdout.try_clone().map_err(cannot)?)
-        .stderr(stderr_file.try_clone().map_err(cannot)?)
-        .spawn()
-        .map_err(cannot)?;
     let started = std::time::Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().map_err(cannot)? {
-            break status;
-        }
-        if budget
-            .seconds
-            .is_some_and(|s| started.elapsed().as_secs_f64() > s)
-        {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Ok(
-                json!({"executions": 0, "exhaustive": false, "timed_out": true,
-                "elapsed_ms": started.elapsed().as_millis() as u64, "violations": []}),
-            );
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    };
-    let read = |f: &mut std::fs::File| -> Result<Vec<u8>, Fail> {
-        use std::io::{Read, Seek};
-        let mut v = Vec::new();
-        f.seek(std::io::SeekFrom::Start(0)).map_err(cannot)?;
-        f.read_to_end(&mut v).map_err(cannot)?;
-        Ok(v)
-    };
-    let out = std::process::Output {
-        status,
-        stdout: read(&mut stdout)?,
-        stderr: read(&mut stderr_file)?,
+    let Some(out) = crate::cli::output_within(&mut cmd, budget.seconds)? else {
+        // Out of time: nothing explored counts.
+        return Ok(json!({"executions": 0, "exhaustive": false,
+            "elapsed_ms": started.elapsed().as_millis() as u64, "violations": []}));
     };
     let stderr = String::from_utf8_lossy(&out.stderr);
     if out.status.success() {

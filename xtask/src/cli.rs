@@ -162,12 +162,12 @@ fn read_scenario_file(arg: &str) -> Result<Scenario, Fail> {
     cowbreak_scenario::parse(arg, &text).map_err(|e| Fail::bad(e.to_string()))
 }
 
-/// Every built-in scenario.
 /// The built-in scale scenarios (`scenarios/scale/`).
 pub fn scale() -> Result<Vec<Scenario>, Fail> {
     library::scale().map_err(|e| Fail::bad(format!("built-in scenario does not parse: {e}")))
 }
 
+/// Every built-in scenario.
 pub fn builtins() -> Result<Vec<Scenario>, Fail> {
     library::all().map_err(|e| Fail::bad(format!("built-in scenario does not parse: {e}")))
 }
@@ -283,4 +283,48 @@ pub fn html_page(trace: &cowbreak_trace::TraceFile, path: &Path) -> String {
         minimized: minimized.as_ref(),
     };
     cowbreak_trace::render_html_with(trace, &extras)
+}
+
+/// Run `cmd` to its end, or kill it once `seconds` have passed (`Ok(None)` then). Its
+/// output goes to files, not pipes, so a large output (a loom runner's traces) never
+/// blocks it while this waits on the clock.
+pub fn output_within(
+    cmd: &mut std::process::Command,
+    seconds: Option<f64>,
+) -> Result<Option<std::process::Output>, Fail> {
+    use std::io::{Read, Seek};
+    let program = cmd.get_program().to_string_lossy().into_owned();
+    let cannot = |e: std::io::Error| Fail::bad(format!("cannot run {program}: {e}"));
+    let (mut out, mut err) = (
+        tempfile::tempfile().map_err(cannot)?,
+        tempfile::tempfile().map_err(cannot)?,
+    );
+    let mut child = cmd
+        .stdout(out.try_clone().map_err(cannot)?)
+        .stderr(err.try_clone().map_err(cannot)?)
+        .spawn()
+        .map_err(cannot)?;
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().map_err(cannot)? {
+            break status;
+        }
+        if seconds.is_some_and(|s| started.elapsed().as_secs_f64() > s) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Ok(None);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    let read = |f: &mut std::fs::File| -> Result<Vec<u8>, Fail> {
+        let mut v = Vec::new();
+        f.seek(std::io::SeekFrom::Start(0)).map_err(cannot)?;
+        f.read_to_end(&mut v).map_err(cannot)?;
+        Ok(v)
+    };
+    Ok(Some(std::process::Output {
+        status,
+        stdout: read(&mut out)?,
+        stderr: read(&mut err)?,
+    }))
 }

@@ -25,7 +25,7 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
                 "backend": s.backend,
                 "expect": s.expect.iter().map(|(k, cells)| json!({"kind": k.name(), "eras": cells.iter().map(|c| c.to_string()).collect::<Vec<_>>()})).collect::<Vec<_>>()})).collect::<Vec<_>>(),
             "scale_scenarios": scale.iter().map(|s| json!({"name": s.name, "summary": s.summary, "source": s.source,
-                "threads": s.threads.len(), "pages": s.maps.iter().map(|m| m.pages).sum::<u64>()})).collect::<Vec<_>>(),
+                "threads": s.threads.len(), "pages": s.pages()})).collect::<Vec<_>>(),
             "eras": Era::ALL.iter().map(|e| json!({"name": e.name(), "kernels": e.kernels(),
                 "switches": e.policy().iter().zip(Policy::default().iter()).filter(|&((n, on), _)| on && SWITCHES.iter().any(|s| s.name == n && s.axis == cowbreak_mm::Axis::Era)).map(|((n, _), _)| n).collect::<Vec<_>>(),
                 "unmodeled": e.unmodeled()})).collect::<Vec<_>>(),
@@ -64,12 +64,12 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
         scale.len()
     );
     for s in &scale {
-        let pages: u64 = s.maps.iter().map(|m| m.pages).sum();
         println!("  {:w$}  {}", s.name, s.summary);
         println!(
-            "  {:w$}  {} threads, {pages} pages; source: {}",
+            "  {:w$}  {} threads, {} pages; source: {}",
             "",
             s.threads.len(),
+            s.pages(),
             s.source
         );
     }

@@ -989,8 +989,7 @@ pub fn minimize_trace(
             crate::minimize::Below::Found(tasks) => (tasks, false),
             crate::minimize::Below::Longer(tasks) => (tasks, true),
         };
-        let grow = may_lengthen && tasks.len() > ceiling;
-        if grow {
+        if may_lengthen && tasks.len() > ceiling {
             ceiling = usize::MAX;
         }
         let next = crate::minimize::minimize_from(

@@ -89,6 +89,12 @@ impl Default for ShuttleConfig {
     }
 }
 
+/// Whether a step is a decision: two or more tasks could run.
+#[inline]
+fn is_decision(runnable: &[&Task]) -> bool {
+    runnable.len() > 1
+}
+
 /// Hands the scheduler it wraps only the steps that are decisions: two or more tasks
 /// runnable. A step with one runnable task has one outcome whatever a scheduler says, so
 /// it is taken here, without asking, and not recorded: a schedule is the list of
@@ -131,9 +137,10 @@ impl<S: Scheduler> Scheduler for Decisions<S> {
         is_yielding: bool,
     ) -> Option<TaskId> {
         self.points.set(self.points.get() + 1);
-        match runnable {
-            [only] if !self.show_forced => Some(only.id()),
-            _ => self.inner.next_task(runnable, current, is_yielding),
+        if is_decision(runnable) || self.show_forced {
+            self.inner.next_task(runnable, current, is_yielding)
+        } else {
+            Some(runnable[0].id())
         }
     }
 
@@ -214,7 +221,7 @@ impl<S: Scheduler> Scheduler for Recording<S> {
         is_yielding: bool,
     ) -> Option<TaskId> {
         let t = self.inner.next_task(runnable, current, is_yielding)?;
-        if runnable.len() > 1 {
+        if is_decision(runnable) {
             self.schedule.borrow_mut().push_task(t);
         }
         Some(t)

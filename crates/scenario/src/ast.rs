@@ -221,6 +221,11 @@ pub struct ThreadDecl {
 }
 
 impl Scenario {
+    /// Pages its `map` lines map, over every mapping.
+    pub fn pages(&self) -> u64 {
+        self.maps.iter().map(|m| m.pages).sum()
+    }
+
     /// The kinds expected on `era` on `arch` by an explorer of weak memory (loom), per the
     /// scenario's `expect` lines.
     pub fn expected_on(&self, era: Era, arch: Arch) -> Vec<ViolationKind> {

@@ -27,7 +27,7 @@ impl Scenario {
     /// with room for the copies COW makes.
     pub fn kernel_config(&self, policy: Policy, arch: Arch) -> KernelConfig {
         let file_pages: usize = self.files.iter().map(|f| f.pages).sum();
-        let map_pages: u64 = self.maps.iter().map(|m| m.pages).sum();
+        let map_pages = self.pages();
         let procs = self.processes.len();
         let table_spans: usize = self
             .maps

@@ -523,8 +523,7 @@ fn timed(n: usize, mut f: impl FnMut() -> Result<(), Fail>) -> Result<(f64, f64,
         f()?;
         t.push(start.elapsed().as_secs_f64());
     }
-    t.sort_by(f64::total_cmp);
-    Ok((t[0], t[t.len() / 2], t[t.len() - 1]))
+    Ok(spread(t))
 }
 
 /// What campaigns cost around the exploration, side by side in one run: `--jobs 1`
@@ -598,11 +597,8 @@ fn campaigns(args: &Args) -> Result<Value, Fail> {
             r.report(0).map(|_| ())
         })?);
     }
-    let spread = |v: &mut Vec<(f64, f64, f64)>| {
-        v.sort_by(|a, b| a.0.total_cmp(&b.0));
-        (v[0].0, v[v.len() / 2].0, v[v.len() - 1].0)
-    };
-    let (in_memory, on_disk) = (spread(&mut mem), spread(&mut disk));
+    let firsts = |v: &[(f64, f64, f64)]| spread(v.iter().map(|t| t.0).collect());
+    let (in_memory, on_disk) = (firsts(&mem), firsts(&disk));
     println!(
         "  dirty-cow v4.8, in memory: {:.3} / {:.3} / {:.3} s; with a state file after every chunk and traces as found: {:.3} / {:.3} / {:.3} s ({:+.1}%)",
         in_memory.0, in_memory.1, in_memory.2, on_disk.0, on_disk.1, on_disk.2,

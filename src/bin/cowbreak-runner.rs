@@ -108,7 +108,7 @@ fn run(args: &Args) -> Result<serde_json::Value, String> {
         policy.set(n, *on).map_err(|e| e.to_string())?;
     }
     let started = std::time::Instant::now();
-    let (out, traces) = explore(args, &sc, arch, policy)?;
+    let (out, traces, reads) = explore(args, &sc, arch, policy)?;
     let elapsed_ms = started.elapsed().as_millis() as u64;
     Ok(serde_json::json!({
         "backend": backend_name(),
@@ -117,6 +117,8 @@ fn run(args: &Args) -> Result<serde_json::Value, String> {
         // loom stopped at its budget (`--iterations`) rather than running out of schedules.
         "exhaustive": !cfg!(loom) || out.executions < args.iterations,
         "elapsed_ms": elapsed_ms,
+        // What the outcome depends on (see `cowbreak::mm::SwitchReads`).
+        "switches_read": cowbreak::mm::SwitchReads::names(reads),
         "violations": out.violations.iter().zip(traces).map(|(f, trace)| serde_json::json!({
             "kind": f.violation.kind.name(), "at": f.violation.at, "message": f.violation.message,
             "first_at_execution": f.first_at_execution,
@@ -135,7 +137,12 @@ fn backend_name() -> &'static str {
     }
 }
 
-type Explored = (cowbreak::explore::Outcome, Vec<Option<serde_json::Value>>);
+/// What was explored, a trace per violation, and the switches the executions read.
+type Explored = (
+    cowbreak::explore::Outcome,
+    Vec<Option<serde_json::Value>>,
+    u64,
+);
 
 #[cfg(loom)]
 fn explore(
@@ -152,6 +159,8 @@ fn explore(
     }
     let config = sc.kernel_config(policy, arch);
     let out = explore_loom(cfg, sc.execution(config.clone()));
+    // Before the traces' replays, which read nothing the exploration did not.
+    let reads = config.reads.get();
     let mut traces = Vec::new();
     for f in &out.violations {
         if !args.traces {
@@ -202,7 +211,7 @@ fn explore(
             serde_json::to_value(&trace).map_err(|e| e.to_string())?,
         ));
     }
-    Ok((out, traces))
+    Ok((out, traces, reads))
 }
 
 #[cfg(all(not(loom), cowbreak_stress))]
@@ -213,14 +222,15 @@ fn explore(
     policy: cowbreak::mm::Policy,
 ) -> Result<Explored, String> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs_f64(args.seconds);
+    let config = sc.kernel_config(policy, arch);
     let out = cowbreak::explore::explore_stress(
         args.iterations,
         true,
-        sc.execution(sc.kernel_config(policy, arch)),
+        sc.execution(config.clone()),
         deadline,
     );
     let traces = vec![None; out.violations.len()];
-    Ok((out, traces))
+    Ok((out, traces, config.reads.get()))
 }
 
 #[cfg(all(not(loom), not(cowbreak_stress)))]

@@ -369,7 +369,7 @@ fn loom(req: &CheckRequest, args: &Args) -> Result<CheckReport, Fail> {
 /// JSON: every violation comes with a trace of the failing loom iteration, replayable
 /// under loom.
 pub fn loom_report(req: &CheckRequest, preemption_bound: usize) -> Result<CheckReport, Fail> {
-    loom_report_within(req, preemption_bound, &LoomBudget::default()).map(|(r, _)| r)
+    loom_report_within(req, preemption_bound, &LoomBudget::default()).map(|(r, ..)| r)
 }
 
 /// What a loom run may take: executions (deterministic) and seconds (a single
@@ -380,14 +380,15 @@ pub struct LoomBudget {
     pub seconds: Option<f64>,
 }
 
-/// [`loom_report`] within `budget`, and whether loom finished (explored every execution
-/// within the bound). A run stopped by the clock has explored nothing that counts: its
+/// [`loom_report`] within `budget`, whether loom finished (explored every execution
+/// within the bound), and the switches its executions read (all of them where the runner
+/// does not say). A run stopped by the clock has explored nothing that counts: its
 /// report is empty.
 pub fn loom_report_within(
     req: &CheckRequest,
     preemption_bound: usize,
     budget: &LoomBudget,
-) -> Result<(CheckReport, bool), Fail> {
+) -> Result<(CheckReport, bool, u64), Fail> {
     req.scenario.check_loom_limits().map_err(Fail::bad)?;
     loom_env_bound()?;
     let v = run_loom_runner(
@@ -447,7 +448,18 @@ pub fn loom_report_within(
         elapsed_ms: v["elapsed_ms"].as_u64().unwrap_or(0) as u128,
         violations,
     };
-    Ok((report, exhaustive))
+    let reads = v["switches_read"]
+        .as_array()
+        .and_then(|names| {
+            cowbreak_mm::SwitchReads::from_names(
+                names
+                    .iter()
+                    .map(|n| n.as_str())
+                    .collect::<Option<Vec<_>>>()?,
+            )
+        })
+        .unwrap_or(u64::MAX);
+    Ok((report, exhaustive, reads))
 }
 
 /// Run the loom runner's `check` on `scenario` and return its JSON. A loom deadlock

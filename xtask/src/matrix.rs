@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -30,8 +30,9 @@ pub struct Args {
     /// history needs loom; default: the scenario's own (`preemption-bound=N`), else 2.
     #[arg(long)]
     preemption_bound: Option<usize>,
-    /// PCT executions per cell (sampling). Where they find nothing and the scenario fits
-    /// loom, loom then proves the cell exhaustively at the preemption bound.
+    /// PCT executions per cell (sampling). Where the scenario fits loom, a cell that
+    /// `--probe` finds clean goes to loom first; if loom proves it (exhaustive at the
+    /// preemption bound, no violation), the budget is not sampled.
     #[arg(long, default_value_t = 2_000)]
     budget: usize,
     /// Sample only: no loom proof of the cells where PCT found nothing (scenarios whose
@@ -46,6 +47,16 @@ pub struct Args {
     /// minutes): past them the cell stays sampled and `checked` says so.
     #[arg(long, default_value_t = 120.0)]
     proof_seconds: f64,
+    /// PCT executions that probe a cell loom may prove, before the proof (they stop at the
+    /// first violation; a cell they break runs the whole `--budget` instead).
+    #[arg(long, default_value_t = 200)]
+    probe: usize,
+    /// Explore every cell itself. By default a clean cell whose scenario and arch match
+    /// an explored clean cell's, and whose switches agree with that cell's on every switch
+    /// its exploration read, takes that exploration's outcome: it would run the same
+    /// executions (`checked` says whose). Verdicts are the same either way.
+    #[arg(long)]
+    no_reuse: bool,
     /// PCT depth.
     #[arg(long, default_value_t = 3)]
     depth: usize,
@@ -80,6 +91,13 @@ struct Cell {
     executions: u64,
     traces: Vec<PathBuf>,
     expected: Vec<ViolationKind>,
+    /// The switches of the cell's kernel ([`cowbreak_mm::Policy::bits`]).
+    policy: u64,
+    /// The switches its explorations read ([`cowbreak_mm::SwitchReads`]); all of them
+    /// where that is not known (a cell from an older state file).
+    reads: u64,
+    /// Whose exploration it took (see `--no-reuse`).
+    reused: Option<Era>,
 }
 
 impl Cell {
@@ -100,6 +118,8 @@ impl Cell {
             "expected": self.expected.iter().map(|k| k.name()).collect::<Vec<_>>(),
             "agrees": self.agrees(),
             "checked": self.checked,
+            "switches_read": cowbreak_mm::SwitchReads::names(self.reads),
+            "explored_as": self.reused.map(|e| e.name()),
         })
     }
 
@@ -112,10 +132,28 @@ impl Cell {
         };
         let scenario = v["scenario_index"].as_u64()? as usize;
         (scenarios.get(scenario)?.name == v["scenario"].as_str()?).then_some(())?;
+        let era = Era::from_name(v["era"].as_str()?).ok()?;
+        let arch = Arch::from_name(v["arch"].as_str()?).ok()?;
+        let reads = match v["switches_read"].as_array() {
+            Some(names) => cowbreak_mm::SwitchReads::from_names(
+                names
+                    .iter()
+                    .map(Value::as_str)
+                    .collect::<Option<Vec<_>>>()?,
+            )?,
+            None => u64::MAX,
+        };
+        let reused = match v["explored_as"].as_str() {
+            Some(e) => Some(Era::from_name(e).ok()?),
+            None => None,
+        };
         Some(Cell {
             scenario,
-            era: Era::from_name(v["era"].as_str()?).ok()?,
-            arch: Arch::from_name(v["arch"].as_str()?).ok()?,
+            era,
+            arch,
+            policy: scenarios[scenario].policy(era, arch).bits(),
+            reads,
+            reused,
             checked: v["checked"].as_str()?.to_string(),
             kinds: kinds("kinds")?,
             first_at: v["first_at_execution"].as_u64(),
@@ -342,7 +380,17 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
             args.jobs
         );
     }
-    let next = AtomicUsize::new(0);
+    let queue = Mutex::new(Queue {
+        left: todo.iter().map(|&i| work[i]).collect(),
+        on: vec![None; args.jobs],
+    });
+    // Explored clean cells whose outcome others may take.
+    let explored = Mutex::new(
+        kept.iter()
+            .filter(|c| c.reused.is_none())
+            .map(Cell::outcome)
+            .collect::<Vec<_>>(),
+    );
     let cells = Mutex::new(kept);
     let failure = Mutex::new(None);
     let stop = run::stop_flag();
@@ -356,16 +404,19 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
     };
     save(&cells.lock().unwrap())?;
     std::thread::scope(|s| {
-        for _ in 0..args.jobs {
-            s.spawn(|| loop {
+        for job in 0..args.jobs {
+            let (queue, explored) = (&queue, &explored);
+            let (scenarios, args, dir, stop) = (&scenarios, &args, &dir, &stop);
+            let (cells, failure, progress, save, mine) =
+                (&cells, &failure, &progress, &save, &mine);
+            s.spawn(move || loop {
                 if stop.load(Ordering::Relaxed) || failure.lock().unwrap().is_some() {
                     break;
                 }
-                let n = next.fetch_add(1, Ordering::Relaxed);
-                let Some(&i) = todo.get(n) else {
+                let Some(cell) = queue.lock().unwrap().take(job) else {
                     break;
                 };
-                match run_cell(&scenarios, work[i], &args, &dir, &stop) {
+                match run_cell(scenarios, cell, args, dir, stop, explored) {
                     Ok(Some(cell)) => {
                         let mut all = cells.lock().unwrap();
                         let line = format!(
@@ -437,6 +488,67 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
     })
 }
 
+/// The cells left to run, handed out so that each job keeps to one scenario and arch
+/// while it can: the eras of a (scenario, arch) run one after another on one job, so each
+/// can take an earlier one's exploration (see `--no-reuse`) instead of two jobs
+/// exploring the same class of eras side by side.
+struct Queue {
+    left: Vec<(usize, Era, Arch)>,
+    /// The (scenario, arch) each job is on.
+    on: Vec<Option<(usize, Arch)>>,
+}
+
+impl Queue {
+    /// The next cell for `job`: of its (scenario, arch) if one is left, else the first
+    /// of a (scenario, arch) no job is on, else the first left.
+    fn take(&mut self, job: usize) -> Option<(usize, Era, Arch)> {
+        let group = |c: &(usize, Era, Arch)| (c.0, c.2);
+        let at = self
+            .left
+            .iter()
+            .position(|c| Some(group(c)) == self.on[job])
+            .or_else(|| {
+                self.left
+                    .iter()
+                    .position(|c| !self.on.contains(&Some(group(c))))
+            })
+            .or((!self.left.is_empty()).then_some(0))?;
+        let cell = self.left.remove(at);
+        self.on[job] = Some(group(&cell));
+        Some(cell)
+    }
+}
+
+/// A clean cell's exploration, for the cells that may take it (see `--no-reuse`).
+#[derive(Clone)]
+struct Outcome {
+    scenario: usize,
+    era: Era,
+    arch: Arch,
+    policy: u64,
+    reads: u64,
+    checked: String,
+    executions: u64,
+}
+
+impl Cell {
+    fn outcome(&self) -> Outcome {
+        Outcome {
+            scenario: self.scenario,
+            era: self.era,
+            arch: self.arch,
+            policy: self.policy,
+            reads: if self.kinds.is_empty() {
+                self.reads
+            } else {
+                u64::MAX
+            },
+            checked: self.checked.clone(),
+            executions: self.executions,
+        }
+    }
+}
+
 /// Run one cell; `None` when the run was interrupted before the cell finished.
 fn run_cell(
     scenarios: &[Scenario],
@@ -444,8 +556,51 @@ fn run_cell(
     args: &Args,
     dir: &Path,
     stop: &Arc<std::sync::atomic::AtomicBool>,
+    explored: &Mutex<Vec<Outcome>>,
 ) -> Result<Option<Cell>, Fail> {
     let sc = &scenarios[si];
+    // A scenario whose history needs weak memory is checked both ways: PCT for what any
+    // interleaving shows, loom for what only weak memory does.
+    let weak = sc.backend.as_deref() == Some("loom") || sc.needs_weak_memory();
+    let expected = if weak {
+        sc.expected_on(era, arch)
+    } else {
+        sc.expected_on_sc(era, arch)
+    };
+    let policy = sc.policy(era, arch).bits();
+    // The model branches on the era only through the switches it reads, so a cell that
+    // agrees with an explored clean cell on every switch that cell's explorations read
+    // would run the very same executions (same seed, same schedules, same outcome).
+    let same = |o: &&Outcome| {
+        o.scenario == si
+            && o.arch == arch
+            && o.reads != u64::MAX
+            && (o.policy ^ policy) & o.reads == 0
+    };
+    if !args.no_reuse {
+        if let Some(o) = explored.lock().unwrap().iter().find(same) {
+            return Ok(Some(Cell {
+                scenario: si,
+                era,
+                arch,
+                checked: format!(
+                    "{}; as on {}, whose {} read switches agree",
+                    o.checked,
+                    o.era.name(),
+                    o.reads.count_ones()
+                ),
+                kinds: Vec::new(),
+                first_at: None,
+                via_loom: false,
+                executions: o.executions,
+                traces: Vec::new(),
+                expected,
+                policy,
+                reads: o.reads,
+                reused: Some(o.era),
+            }));
+        }
+    }
     let req = CheckRequest {
         scenario: sc.clone(),
         era,
@@ -459,28 +614,43 @@ fn run_cell(
             stop_after_first: false,
         },
     };
-    // A scenario whose history needs weak memory is checked both ways: PCT for what any
-    // interleaving shows, loom for what only weak memory does.
-    let weak = sc.backend.as_deref() == Some("loom") || sc.needs_weak_memory();
     let bound = args.preemption_bound.or(sc.preemption_bound).unwrap_or(2);
     let control = Arc::new(Control::new(Arc::clone(stop)));
-    let mut r = run::Run::new(&req, dir, None, Shard::ALL, None)?;
-    if !r.go(1, &control, |_, _, _| {})? {
-        return Ok(None);
-    }
-    if let Some(e) = r.write_error.take() {
-        return Err(e);
-    }
-    let (mut report, mut traces) = r.report(0)?;
-    let mut checked = format!(
-        "PCT d={} seed {}, {} executions, sampled",
-        args.depth, args.seed, report.executions
-    );
-    // A cell PCT found clean is proven where loom can run the scenario: every execution
-    // within the preemption bound, under the architecture's memory model.
-    let prove = !args.no_proofs && report.violations.is_empty() && sc.check_loom_limits().is_ok();
-    if weak || prove {
-        // A weak-memory cell's loom run is its check, not a proof: no budget.
+    // A cell loom may prove is probed first: a few PCT executions that stop at the first
+    // violation. Where they find none, loom tries to prove the cell, and PCT's whole
+    // budget runs only where the proof does not settle it.
+    let provable = !weak && !args.no_proofs && sc.check_loom_limits().is_ok();
+    let mut probe_reads = 0;
+    let probed_clean = provable && {
+        let probe = CheckRequest {
+            shuttle: ShuttleConfig {
+                iterations: args.probe.min(args.budget),
+                stop_after_first: true,
+                ..req.shuttle
+            },
+            ..req.clone()
+        };
+        let (mut clean, mut complete) = (true, true);
+        campaign::run_chunks(
+            &probe,
+            &[0],
+            1,
+            &control,
+            |r| {
+                clean &= r.found.is_empty();
+                complete &= r.complete;
+                probe_reads |= r.reads;
+            },
+            || {},
+        )
+        .map_err(|e| Fail::bad(e.to_string()))?;
+        if !complete {
+            return Ok(None);
+        }
+        clean
+    };
+    // A weak-memory cell's loom run is its check, not a proof: no budget.
+    let loom = if weak || probed_clean {
         let budget = if weak {
             crate::check::LoomBudget::default()
         } else {
@@ -489,24 +659,62 @@ fn run_cell(
                 seconds: Some(args.proof_seconds),
             }
         };
-        let (l, exhaustive) = match crate::check::loom_report_within(&req, bound, &budget) {
-            Ok(l) => l,
+        match crate::check::loom_report_within(&req, bound, &budget) {
+            Ok(l) => Some(l),
             // Ctrl-C reaches the loom runner too: an interrupted cell, not a failure.
             Err(_) if stop.load(Ordering::Relaxed) => return Ok(None),
             Err(e) => return Err(e),
-        };
+        }
+    } else {
+        None
+    };
+    let proven = !weak && matches!(&loom, Some((l, true, _)) if l.violations.is_empty());
+    let (mut violations, executions, mut traces, mut reads) = if proven {
+        (
+            Vec::new(),
+            args.probe.min(args.budget) as u64,
+            Vec::new(),
+            probe_reads,
+        )
+    } else {
+        let mut r = run::Run::new(&req, dir, None, Shard::ALL, None)?;
+        if !r.go(1, &control, |_, _, _| {})? {
+            return Ok(None);
+        }
+        if let Some(e) = r.write_error.take() {
+            return Err(e);
+        }
+        let (report, traces) = r.report(0)?;
+        (
+            report.violations,
+            report.executions,
+            traces,
+            r.campaign.reads,
+        )
+    };
+    let mut checked = format!(
+        "PCT d={} seed {}, {} executions{}, sampled",
+        args.depth,
+        args.seed,
+        executions,
+        if proven { " (a probe)" } else { "" }
+    );
+    // loom's findings count where PCT's whole budget found nothing, as when loom ran only
+    // after it: a cell PCT breaks reads as PCT found it.
+    if let Some((l, exhaustive, loom_reads)) = loom.filter(|_| weak || violations.is_empty()) {
         let mut extra = Vec::new();
         for v in l.violations {
             let same = |k: &campaign::Reported| {
                 k.found.violation.kind == v.found.violation.kind
                     && k.found.violation.at == v.found.violation.at
             };
-            if !report.violations.iter().any(same) {
+            if !violations.iter().any(same) {
                 extra.push(v);
             }
         }
+        reads |= loom_reads;
         traces.extend(crate::check::write_traces(&req, &extra, dir)?);
-        report.violations.extend(extra);
+        violations.extend(extra);
         checked.push_str(&if exhaustive {
             format!("; loom pb={bound}, {} executions, exhaustive", l.executions)
         } else {
@@ -516,37 +724,31 @@ fn run_cell(
             )
         });
     }
-    let mut kinds: Vec<ViolationKind> = report
-        .violations
-        .iter()
-        .map(|r| r.found.violation.kind)
-        .collect();
+    let mut kinds: Vec<ViolationKind> = violations.iter().map(|r| r.found.violation.kind).collect();
     kinds.sort();
     kinds.dedup();
-    Ok(Some(Cell {
+    let cell = Cell {
         scenario: si,
         era,
         arch,
         checked,
-        first_at: report
-            .violations
-            .iter()
-            .map(|r| r.found.first_at_execution)
-            .min(),
-        via_loom: !report.violations.is_empty()
-            && report
-                .violations
+        first_at: violations.iter().map(|r| r.found.first_at_execution).min(),
+        via_loom: !violations.is_empty()
+            && violations
                 .iter()
                 .all(|r| r.trace.schedule.encoding == "loom"),
         kinds,
-        executions: report.executions,
+        executions,
         traces,
-        expected: if weak {
-            sc.expected_on(era, arch)
-        } else {
-            sc.expected_on_sc(era, arch)
-        },
-    }))
+        expected,
+        policy,
+        reads,
+        reused: None,
+    };
+    if cell.kinds.is_empty() {
+        explored.lock().unwrap().push(cell.outcome());
+    }
+    Ok(Some(cell))
 }
 
 /// How far a matrix got.

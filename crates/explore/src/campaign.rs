@@ -208,6 +208,8 @@ pub struct ChunkResult {
     pub single_schedule: bool,
     /// What it found; execution numbers are the campaign's.
     pub found: Vec<Found>,
+    /// The switches its executions read ([`cowbreak_mm::SwitchReads`]).
+    pub reads: u64,
 }
 
 /// Run chunks `chunks` of `req` on `jobs` threads (a crossbeam channel hands chunks out,
@@ -243,6 +245,11 @@ pub fn run_chunks(
                         break;
                     }
                     let cfg = req.chunk_config(chunk);
+                    // Each chunk notes its own reads.
+                    let config = cowbreak_mm::KernelConfig {
+                        reads: Default::default(),
+                        ..config.clone()
+                    };
                     let execution = req.scenario.execution(config.clone());
                     let outcome = explore_shuttle_with(&cfg, Arc::clone(control), execution);
                     let start = (chunk * req.chunk_size()) as u64;
@@ -254,6 +261,7 @@ pub fn run_chunks(
                         executions: outcome.executions,
                         complete: !outcome.interrupted,
                         single_schedule: outcome.single_schedule,
+                        reads: config.reads.get(),
                         found: outcome
                             .violations
                             .into_iter()
@@ -294,6 +302,9 @@ pub struct Campaign {
     pub single_schedule: bool,
     /// Distinct violations by (kind, place).
     pub found: BTreeMap<(ViolationKind, String), Found>,
+    /// The switches the executions read, over every chunk folded in. A campaign read
+    /// from a state file without them reads all: its outcome depends on every switch.
+    pub reads: u64,
 }
 
 impl Campaign {
@@ -304,6 +315,7 @@ impl Campaign {
             self.done.insert(r.chunk, r.executions);
             self.single_schedule |= r.single_schedule;
         }
+        self.reads |= r.reads;
         self.keep(r.found)
     }
 
@@ -369,6 +381,7 @@ impl Campaign {
     pub fn merge(&mut self, other: Campaign) {
         self.done.extend(other.done);
         self.single_schedule |= other.single_schedule;
+        self.reads |= other.reads;
         self.keep(other.found.into_values().collect());
     }
 
@@ -378,6 +391,7 @@ impl Campaign {
             "done": self.done.iter().map(|(c, n)| [*c as u64, *n]).collect::<Vec<_>>(),
             "executions": self.executions(),
             "single_schedule": self.single_schedule,
+            "switches_read": cowbreak_mm::SwitchReads::names(self.reads),
             "found": self.violations().iter().map(|f| serde_json::json!({
                 "kind": f.violation.kind.name(),
                 "at": f.violation.at,
@@ -394,6 +408,15 @@ impl Campaign {
     pub fn from_json(v: &serde_json::Value) -> Result<Campaign, String> {
         let mut c = Campaign {
             single_schedule: v["single_schedule"].as_bool().unwrap_or(false),
+            reads: match v["switches_read"].as_array() {
+                Some(names) => names
+                    .iter()
+                    .map(|n| n.as_str())
+                    .collect::<Option<Vec<_>>>()
+                    .and_then(cowbreak_mm::SwitchReads::from_names)
+                    .ok_or("`switches_read` names a switch that does not exist")?,
+                None => u64::MAX,
+            },
             ..Campaign::default()
         };
         for d in v["done"].as_array().ok_or("no `done`")? {

@@ -64,6 +64,49 @@ macro_rules! policy {
             pub fn iter(&self) -> impl Iterator<Item = (&'static str, bool)> {
                 [$( (stringify!($name), self.$name), )*].into_iter()
             }
+
+            /// The switches as a bit set, bit `i` for `SWITCHES[i]`.
+            pub fn bits(&self) -> u64 {
+                0 $( | (u64::from(self.$name) << Bit::$name as u32) )*
+            }
+        }
+
+        // Each switch's bit in `Policy::bits` and `SwitchReads`.
+        #[allow(non_camel_case_types)]
+        #[derive(Copy, Clone)]
+        enum Bit { $( $name, )* }
+
+        const _: () = assert!(SWITCHES.len() <= 64, "SwitchReads holds 64 switches");
+
+        /// The policy as the model reads it: each switch is read through a method that
+        /// notes the read in [`SwitchReads`]. What an exploration read tells which
+        /// switches its outcome depends on.
+        #[derive(Debug)]
+        pub struct ReadPolicy {
+            policy: Policy,
+            reads: SwitchReads,
+        }
+
+        impl ReadPolicy {
+            /// `policy`, noting reads in `reads`.
+            pub fn new(policy: Policy, reads: SwitchReads) -> ReadPolicy {
+                ReadPolicy { policy, reads }
+            }
+
+            /// Every switch at once, without noting a read: for display, not for
+            /// deciding what the model does.
+            pub fn unread(&self) -> &Policy {
+                &self.policy
+            }
+
+            $(
+                #[doc = concat!("Switch `", stringify!($name), "` (see [`Policy`]), noting the read.")]
+                #[inline]
+                pub fn $name(&self) -> bool {
+                    self.reads.note(Bit::$name as u32);
+                    self.policy.$name
+                }
+            )*
         }
     };
 }
@@ -296,6 +339,62 @@ impl Policy {
             .collect()
     }
 }
+
+/// Which switches the model has read, shared by every kernel built from one
+/// [`KernelConfig`](crate::KernelConfig) and its clones: bit `i` for `SWITCHES[i]`.
+///
+/// An exploration is a function of the switches it reads: every branch on the policy
+/// goes through [`ReadPolicy`], and an execution that reads the same values takes the
+/// same path. So two configurations that agree on every switch one exhaustive (or
+/// seeded) exploration read give the same exploration; the matrix uses this to check
+/// each class of eras once. Plain std atomics: noting a read is not part of the model.
+#[derive(Clone, Debug, Default)]
+pub struct SwitchReads(std::sync::Arc<std::sync::atomic::AtomicU64>);
+
+impl SwitchReads {
+    #[inline]
+    fn note(&self, bit: u32) {
+        use std::sync::atomic::Ordering::Relaxed;
+        // A load first: after the first read of each switch the line stays shared.
+        if self.0.load(Relaxed) & (1 << bit) == 0 {
+            self.0.fetch_or(1 << bit, Relaxed);
+        }
+    }
+
+    /// The switches read so far.
+    pub fn get(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The names of the switches in `bits`, in [`SWITCHES`] order.
+    pub fn names(bits: u64) -> Vec<&'static str> {
+        SWITCHES
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| bits & (1 << i) != 0)
+            .map(|(_, s)| s.name)
+            .collect()
+    }
+
+    /// The bits of the switches named `names`; `None` if one does not exist.
+    pub fn from_names<'a>(names: impl IntoIterator<Item = &'a str>) -> Option<u64> {
+        names.into_iter().try_fold(0, |bits, n| {
+            SWITCHES
+                .iter()
+                .position(|s| s.name == n)
+                .map(|i| bits | 1 << i)
+        })
+    }
+}
+
+/// What was read is a note, not part of the configuration: any two are equal.
+impl PartialEq for SwitchReads {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for SwitchReads {}
 
 /// A switch name that does not exist.
 #[derive(Clone, Debug, PartialEq, Eq)]

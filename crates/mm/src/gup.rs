@@ -95,7 +95,7 @@ impl Kernel {
             return true;
         }
         let p = &self.policy;
-        if p.no_foll_cow {
+        if p.no_foll_cow() {
             flags & foll::FORCE != 0
                 && vma.flags & (vm::SHARED | vm::MAYSHARE) == 0
                 && vma.flags & vm::MAYWRITE != 0
@@ -103,8 +103,8 @@ impl Kernel {
                 && !is_zero_pfn(pfn)
                 && self.page_anon(pfn)
                 && self.page_test(pfn, pg::ANON_EXCLUSIVE)
-        } else if p.foll_cow {
-            (p.force_cow_break_on_gup || flags & foll::FORCE != 0)
+        } else if p.foll_cow() {
+            (p.force_cow_break_on_gup() || flags & foll::FORCE != 0)
                 && flags & foll::COW != 0
                 && pte.dirty()
         } else {
@@ -121,18 +121,18 @@ impl Kernel {
     /// that rechecked an unchanged PTE must not see the flag as it was before the PTE was
     /// cleared and restored.
     fn gup_must_unshare(&self, flags: u32, pfn: Pfn, vma: Option<&Vma>) -> bool {
-        if self.policy.cor_unshare {
+        if self.policy.cor_unshare() {
             return self.cor_must_unshare(flags, pfn, vma);
         }
-        if !self.policy.unshare_on_ro_pin || flags & (foll::WRITE | foll::PIN) != foll::PIN {
+        if !self.policy.unshare_on_ro_pin() || flags & (foll::WRITE | foll::PIN) != foll::PIN {
             return false;
         }
         if is_zero_pfn(pfn) || !self.page_anon(pfn) {
-            return self.policy.unshare_any_cow_mapping
+            return self.policy.unshare_any_cow_mapping()
                 && flags & foll::LONGTERM != 0
                 && vma.is_none_or(|v| is_cow_mapping(v.flags));
         }
-        if self.policy.anon_exclusive_barriers {
+        if self.policy.anon_exclusive_barriers() {
             self.mo.smp_rmb();
         }
         !self.page_test(pfn, pg::ANON_EXCLUSIVE)
@@ -183,14 +183,14 @@ impl Kernel {
     /// Returns the references taken, or `None`.
     fn try_grab_folio(&self, pfn: Pfn, flags: u32) -> Option<i64> {
         let refs = grab_refs(flags);
-        if flags & foll::PIN == 0 || !self.policy.pin_folio_ref_add {
+        if flags & foll::PIN == 0 || !self.policy.pin_folio_ref_add() {
             return self.page_ref_add_unless_zero(pfn, refs).then_some(refs);
         }
         if !self.page_ref_add_unless_zero(pfn, 1) {
             return None;
         }
         self.mo.atomic_add(refs - 1, &self.page(pfn).refcount);
-        if self.policy.anon_exclusive_barriers {
+        if self.policy.anon_exclusive_barriers() {
             self.mo.smp_mb__after_atomic();
         }
         Some(refs)
@@ -304,7 +304,7 @@ impl Kernel {
             };
         if flags & foll::TOUCH != 0 {
             let mut entry = leaf.mkyoung();
-            if flags & foll::WRITE != 0 || !self.policy.touch_pmd_dirty_only_on_write {
+            if flags & foll::WRITE != 0 || !self.policy.touch_pmd_dirty_only_on_write() {
                 entry = entry.mkdirty();
             }
             if entry != leaf {
@@ -367,8 +367,8 @@ impl Kernel {
         };
         let ret = self.handle_mm_fault(cpu, mm, vma, addr, fault_flags)?;
         if ret & VM_FAULT_WRITE != 0 && vma.flags & vm::WRITE == 0 {
-            if self.policy.no_foll_cow {
-            } else if self.policy.foll_cow {
+            if self.policy.no_foll_cow() {
+            } else if self.policy.foll_cow() {
                 *flags |= foll::COW;
             } else {
                 *flags &= !foll::WRITE;
@@ -428,7 +428,7 @@ impl Kernel {
         let vma = vmas.lookup(addr).ok_or(Errno::EFAULT)?;
         Self::check_vma_flags(&vma, gup_flags)?;
         let mut flags = gup_flags;
-        if self.policy.force_cow_break_on_gup
+        if self.policy.force_cow_break_on_gup()
             && is_cow_mapping(vma.flags)
             && flags & (foll::GET | foll::PIN) != 0
         {
@@ -522,13 +522,13 @@ impl Kernel {
             return None;
         }
         let pfn = pte.pfn();
-        let refs = if self.policy.x86_gup_fast {
+        let refs = if self.policy.x86_gup_fast() {
             // get_page(page); SetPageReferenced(page).
             self.get_page(pfn, "gup_pte_range");
             grab_refs(flags)
         } else {
             let refs = self.try_grab_folio(pfn, flags)?;
-            let pmd_moved = self.policy.gup_fast_recheck_pmd && self.pmd_recheck(mm, addr) != pmd;
+            let pmd_moved = self.policy.gup_fast_recheck_pmd() && self.pmd_recheck(mm, addr) != pmd;
             if pmd_moved || self.ptep_get(table, addr) != pte {
                 self.put_page_refs(pfn, refs, "gup_pte_range");
                 return None;
@@ -571,12 +571,12 @@ impl Kernel {
             self.mo.atomic_set(&self.mm(mm).has_pinned, 1);
         }
         let seq = &self.mm(mm).write_protect_seq;
-        let sample = (self.policy.write_protect_seq && gup_flags & foll::PIN != 0)
+        let sample = (self.policy.write_protect_seq() && gup_flags & foll::PIN != 0)
             .then(|| self.mo.raw_read_seqcount(seq));
         if sample.is_none_or(|s| s % 2 == 0) {
             let mut walk_flags = gup_flags;
-            if self.policy.force_cow_break_on_gup
-                && (!self.policy.x86_gup_fast || self.policy.x86_gup_fast_cow_break)
+            if self.policy.force_cow_break_on_gup()
+                && (!self.policy.x86_gup_fast() || self.policy.x86_gup_fast_cow_break())
             {
                 walk_flags |= foll::WRITE;
             }

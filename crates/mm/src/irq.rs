@@ -107,7 +107,7 @@ impl Kernel {
     /// `tlb_flush_ipi` (x86) an IPI to every other CPU that waits until each has taken it;
     /// without (arm64) a broadcast TLBI, which waits only for accesses in flight.
     pub(crate) fn flush_tlb(&self, cpu: usize, at: &'static str) {
-        let waits = if self.policy.tlb_flush_ipi {
+        let waits = if self.policy.tlb_flush_ipi() {
             Waits::Ipi
         } else {
             Waits::Tlbi
@@ -136,7 +136,7 @@ impl Kernel {
     /// RCU-sched grace period (modeled as waiting for it here); without (x86 native),
     /// nothing more than the flush IPI that already ran.
     pub(crate) fn tlb_remove_table(&self, cpu: usize) {
-        if self.policy.rcu_table_free {
+        if self.policy.rcu_table_free() {
             self.wait_for_cpus(cpu, Waits::RcuSched, "tlb_remove_table_rcu");
         }
     }

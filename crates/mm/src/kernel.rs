@@ -3,7 +3,7 @@
 //! through [`primitives`](crate::primitives) under its kernel name.
 
 use crate::arch::Arch;
-use crate::era::{Era, Policy};
+use crate::era::{Era, Policy, ReadPolicy, SwitchReads};
 use crate::irq::Cpu;
 use crate::mm_types::{FileId, MmId, MmStruct, Vma};
 use crate::oracle::{Oracle, UnmapCause, Violation, ViolationKind};
@@ -46,6 +46,9 @@ pub struct KernelConfig {
     /// lookup, `folio_try_get`, `lock_page` and the recheck), with scheduling points.
     /// Otherwise the page cache is fixed at boot and a lookup is a plain read of it.
     pub page_cache_mutable: bool,
+    /// Where kernels built from this configuration (and its clones) note the switches
+    /// they read ([`SwitchReads`]); not part of the configuration.
+    pub reads: SwitchReads,
 }
 
 impl KernelConfig {
@@ -72,6 +75,7 @@ impl KernelConfig {
             files: Vec::new(),
             gup_retries_max: 16,
             page_cache_mutable: false,
+            reads: SwitchReads::default(),
         }
     }
 }
@@ -92,8 +96,9 @@ pub struct File {
 /// The modeled kernel.
 #[derive(Debug)]
 pub struct Kernel {
-    /// The behaviour switches.
-    pub policy: Policy,
+    /// The behaviour switches, read through methods that note each read in
+    /// [`KernelConfig::reads`].
+    pub policy: ReadPolicy,
     /// The architecture.
     pub arch: Arch,
     /// How accesses are ordered (from the `tso` switch).
@@ -127,22 +132,25 @@ impl Kernel {
     /// Panics if the page cache does not fit in the frame pool: that is a configuration
     /// error of the caller, not a model state.
     pub fn new(config: &KernelConfig) -> Kernel {
+        let policy = ReadPolicy::new(config.policy, config.reads.clone());
+        let mo = if policy.sequential_consistency() {
+            MemoryModel::Sc
+        } else if policy.tso() {
+            MemoryModel::Tso
+        } else {
+            MemoryModel::Lkmm
+        };
+        let per_vma_lock = policy.per_vma_lock();
         let mut k = Kernel {
-            policy: config.policy,
+            policy,
             arch: config.arch,
-            mo: if config.policy.sequential_consistency {
-                MemoryModel::Sc
-            } else if config.policy.tso {
-                MemoryModel::Tso
-            } else {
-                MemoryModel::Lkmm
-            },
+            mo,
             frames: FramePool::new(config.nr_frames),
             tables: TablePool::new(config.nr_tables),
             mms: (0..config.nr_mms)
                 .map(|id| {
                     let users = if id == 0 { config.users(0) } else { 0 };
-                    MmStruct::new(id, users, config.policy.per_vma_lock)
+                    MmStruct::new(id, users, per_vma_lock)
                 })
                 .collect(),
             threads: (0..config.nr_mms).map(|id| config.users(id)).collect(),
@@ -418,7 +426,7 @@ impl Kernel {
         let page = self.page(pfn);
         self.mo.atomic_set(&page.mapcount, 1);
         self.page_set(pfn, flags::ANON);
-        if self.policy.anon_exclusive {
+        if self.policy.anon_exclusive() {
             self.page_set(pfn, flags::ANON_EXCLUSIVE);
         }
     }
@@ -520,7 +528,7 @@ impl Kernel {
         at: &'static str,
     ) -> Option<MutexGuard<'_, ()>> {
         let ptl = self.mo.spin_lock(&self.mm(mm).page_table_lock);
-        if self.policy.pte_offset_map_recheck && self.pmd_recheck(mm, addr) != Pmd::table(id) {
+        if self.policy.pte_offset_map_recheck() && self.pmd_recheck(mm, addr) != Pmd::table(id) {
             tracing::trace!(target: "cowbreak::mm", mm, func = at, addr, table = id, "pte_offset_map_lock failed: the PMD changed");
             return None;
         }

@@ -78,7 +78,7 @@ impl Kernel {
         self.pmdp_huge_get_and_clear(mm, start, UnmapCause::Replace, "pmdp_collapse_flush");
         self.flush_tlb(cpu, "pmdp_collapse_flush");
         drop(ptl);
-        if self.policy.khugepaged_ipi_before_table_free {
+        if self.policy.khugepaged_ipi_before_table_free() {
             self.tlb_remove_table_sync_one(cpu);
         }
         // __collapse_huge_page_isolate, under the PTE lock.
@@ -212,7 +212,7 @@ impl Kernel {
     /// subpages in again on PTEs.
     pub fn collapse_file_range(&self, cpu: usize, mm: MmId, addr: Addr) -> Result<(), Errno> {
         // A kernel whose page cache was built fixed (no collapse was planned) refuses too.
-        if !self.policy.khugepaged_file_collapse || !self.page_cache_mutable {
+        if !self.policy.khugepaged_file_collapse() || !self.page_cache_mutable {
             return Err(Errno::EINVAL);
         }
         let start = pmd_start(addr);
@@ -396,7 +396,7 @@ impl Kernel {
             if !whole || self.vma_anon_vma(mm, slot) {
                 continue;
             }
-            if self.policy.retract_without_mmap_lock {
+            if self.policy.retract_without_mmap_lock() {
                 let ptl = self.mo.spin_lock(&self.mm(mm).page_table_lock);
                 if self.vma_anon_vma(mm, slot) {
                     continue;
@@ -420,7 +420,7 @@ impl Kernel {
                     continue;
                 };
                 drop(ptl);
-                if self.policy.khugepaged_ipi_before_table_free {
+                if self.policy.khugepaged_ipi_before_table_free() {
                     self.tlb_remove_table_sync_one(cpu);
                 }
                 self.pte_free(cpu, mm, addr, id, TableFree::Now);

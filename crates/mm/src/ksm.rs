@@ -89,7 +89,7 @@ impl Kernel {
             return None;
         }
         let anon_exclusive =
-            self.policy.anon_exclusive && self.page_test(page, flags::ANON_EXCLUSIVE);
+            self.policy.anon_exclusive() && self.page_test(page, flags::ANON_EXCLUSIVE);
         if pte.write() || pte.dirty() || anon_exclusive {
             let entry =
                 self.ptep_get_and_clear(mm, table, addr, UnmapCause::Replace, "write_protect_page");

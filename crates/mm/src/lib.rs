@@ -90,7 +90,9 @@ mod uaccess;
 mod vma_lock;
 
 pub use arch::{Arch, UnknownArch};
-pub use era::{Axis, Era, Policy, Switch, UnknownEra, UnknownSwitch, SWITCHES};
+pub use era::{
+    Axis, Era, Policy, ReadPolicy, Switch, SwitchReads, UnknownEra, UnknownSwitch, SWITCHES,
+};
 pub use irq::Cpu;
 pub use kernel::{File, Kernel, KernelConfig};
 pub use mm_types::{FileId, MmId, MmStruct, Vma};

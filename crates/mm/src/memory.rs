@@ -231,16 +231,16 @@ impl Kernel {
         let leaf = orig.leaf();
         let old = (!leaf.special()).then(|| leaf.pfn());
         if let Some(pfn) = old {
-            let reuse = if self.policy.anon_exclusive && self.page_test(pfn, flags::ANON_EXCLUSIVE)
-            {
-                true
-            } else {
-                let by_refcount =
-                    self.policy.thp_reuse_only_if_refcount_one || self.policy.anon_exclusive;
-                self.page_mapcount(pfn) == 1 && (!by_refcount || self.page_count(pfn) == 1)
-            };
+            let reuse =
+                if self.policy.anon_exclusive() && self.page_test(pfn, flags::ANON_EXCLUSIVE) {
+                    true
+                } else {
+                    let by_refcount = self.policy.thp_reuse_only_if_refcount_one()
+                        || self.policy.anon_exclusive();
+                    self.page_mapcount(pfn) == 1 && (!by_refcount || self.page_count(pfn) == 1)
+                };
             if reuse {
-                if self.policy.anon_exclusive {
+                if self.policy.anon_exclusive() {
                     self.page_set(pfn, flags::ANON_EXCLUSIVE);
                 }
                 if unshare {
@@ -485,7 +485,7 @@ impl Kernel {
             return self.wp_page_copy(vmf, None);
         };
         if self.page_anon(pfn) && !self.page_test(pfn, flags::KSM) {
-            let reuse = if self.policy.anon_exclusive {
+            let reuse = if self.policy.anon_exclusive() {
                 if self.page_test(pfn, flags::ANON_EXCLUSIVE) {
                     true
                 } else if self.page_count(pfn) != 1 || !self.trylock_page(pfn) {
@@ -499,7 +499,7 @@ impl Kernel {
                     self.unlock_page(pfn);
                     ok
                 }
-            } else if self.policy.reuse_only_if_refcount_one {
+            } else if self.policy.reuse_only_if_refcount_one() {
                 if self.page_count(pfn) != 1 || !self.trylock_page(pfn) {
                     false
                 } else {
@@ -557,7 +557,7 @@ impl Kernel {
     /// Whether an unshare fault concerns more than anon pages: R/O longterm pins in any
     /// COW mapping (v6.2, `unshare_any_cow_mapping`), or copy-on-read's FOLL_MM_SYNC.
     fn unshares_any_cow_mapping(&self) -> bool {
-        self.policy.unshare_any_cow_mapping || self.policy.cor_unshare
+        self.policy.unshare_any_cow_mapping() || self.policy.cor_unshare()
     }
 
     /// `wp_page_reuse`: keep the page, make the PTE young, dirty and (if the vma is
@@ -602,7 +602,7 @@ impl Kernel {
         // locked (a pin's gup_must_unshare trylock fails meanwhile) and rechecked below.
         let cor_sync = vmf.unshare()
             && !vmf.write()
-            && self.policy.cor_unshare_keeps_pin_sync
+            && self.policy.cor_unshare_keeps_pin_sync()
             && old.is_some_and(|p| p != ZERO_PFN && self.page_anon(p));
         if cor_sync {
             self.lock_page(old.expect("checked"));

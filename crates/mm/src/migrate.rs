@@ -27,14 +27,14 @@ impl Kernel {
     /// `smp_mb__after_atomic()` after clearing the flag (pairing with `gup_must_unshare`'s
     /// `smp_rmb()`: message passing, for a PTE that is restored unchanged).
     pub(crate) fn page_try_share_anon_rmap(&self, pfn: Pfn) -> Result<(), MaybePinned> {
-        if self.policy.anon_exclusive_barriers {
+        if self.policy.anon_exclusive_barriers() {
             self.mo.smp_mb();
         }
         if self.page_maybe_dma_pinned(pfn) {
             return Err(MaybePinned);
         }
         self.page_clear(pfn, flags::ANON_EXCLUSIVE);
-        if self.policy.anon_exclusive_barriers {
+        if self.policy.anon_exclusive_barriers() {
             self.mo.smp_mb__after_atomic();
         }
         Ok(())
@@ -152,9 +152,9 @@ impl Kernel {
                 return true;
             }
             let anon_exclusive =
-                self.policy.anon_exclusive && self.page_test(pfn, flags::ANON_EXCLUSIVE);
+                self.policy.anon_exclusive() && self.page_test(pfn, flags::ANON_EXCLUSIVE);
             let old = self.ptep_get_and_clear(mm, table, addr, UnmapCause::Replace, "try_to_migrate_one");
-            if !self.policy.migrate_batched_flush {
+            if !self.policy.migrate_batched_flush() {
                 self.flush_tlb(cpu, "ptep_clear_flush");
             }
             if anon_exclusive && self.page_try_share_anon_rmap(pfn).is_err() {
@@ -168,7 +168,7 @@ impl Kernel {
             self.put_page(pfn, "try_to_migrate_one");
             true
         });
-        if self.policy.migrate_batched_flush {
+        if self.policy.migrate_batched_flush() {
             self.flush_tlb(cpu, "try_to_unmap_flush");
         }
     }
@@ -210,7 +210,7 @@ impl Kernel {
             }
             self.page_add_anon_rmap(
                 new,
-                self.policy.anon_exclusive && entry.migration_exclusive(),
+                self.policy.anon_exclusive() && entry.migration_exclusive(),
             );
             self.set_pte(mm, table, addr, entry, pte, true, "remove_migration_pte");
             true

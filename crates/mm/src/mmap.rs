@@ -482,7 +482,7 @@ impl Kernel {
             .atomic_set(&self.mm(child).mm_users, self.threads[child]);
         let mut res = Ok(());
         for vma in &pv.list {
-            if self.policy.fork_locks_parent_vmas {
+            if self.policy.fork_locks_parent_vmas() {
                 self.vma_start_write(parent, vma);
             }
             self.vma_dup_state(parent, vma.slot, child, vma.slot);
@@ -507,7 +507,7 @@ impl Kernel {
         }
         let cow = is_cow_mapping(vma.flags);
         let seq = &self.mm(src).write_protect_seq;
-        if cow && self.policy.write_protect_seq {
+        if cow && self.policy.write_protect_seq() {
             self.mo.raw_write_seqcount_begin(seq);
         }
         let mut res = Ok(());
@@ -521,7 +521,7 @@ impl Kernel {
             }
             addr = stop;
         }
-        if cow && self.policy.write_protect_seq {
+        if cow && self.policy.write_protect_seq() {
             self.mo.raw_write_seqcount_end(seq);
         }
         res
@@ -631,7 +631,7 @@ impl Kernel {
         };
         if let Some(pfn) = self.vm_normal_page(pte) {
             let anon = self.page_anon(pfn);
-            if self.policy.anon_exclusive && anon {
+            if self.policy.anon_exclusive() && anon {
                 self.get_page(pfn, "copy_present_pte");
                 if self.page_test(pfn, pg::ANON_EXCLUSIVE) {
                     if needs_cow_for_dma(pfn) {
@@ -641,7 +641,7 @@ impl Kernel {
                     self.page_clear(pfn, pg::ANON_EXCLUSIVE);
                 }
                 self.page_dup_rmap(pfn);
-            } else if self.policy.fork_copies_pinned_pages && needs_cow_for_dma(pfn) {
+            } else if self.policy.fork_copies_pinned_pages() && needs_cow_for_dma(pfn) {
                 return self.copy_present_page(dst, vma, dst_table, addr, pfn);
             } else {
                 self.get_page(pfn, "copy_present_pte");

@@ -102,7 +102,7 @@ impl Kernel {
             }
             let needed = if write.is_some() { vm::WRITE } else { vm::READ };
             let flags = if write.is_some() { fault::WRITE } else { 0 };
-            if self.policy.per_vma_lock {
+            if self.policy.per_vma_lock() {
                 if let Some((vma, lock)) = self.lock_vma_under_rcu(mm, addr) {
                     let r = (vma.flags & needed != 0).then(|| {
                         self.handle_mm_fault(cpu, mm, &vma, addr, flags | fault::VMA_LOCK)
@@ -223,7 +223,7 @@ impl Kernel {
         addr: Addr,
         mode: PinMode,
     ) -> Result<Pin, Errno> {
-        let mut flags = if self.policy.foll_pin {
+        let mut flags = if self.policy.foll_pin() {
             foll::PIN
         } else {
             foll::GET

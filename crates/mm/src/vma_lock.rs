@@ -75,7 +75,7 @@ impl Kernel {
         }
         let l = m.vma_locks.get(vma.slot)?;
         let has_anon_vma = || self.mo.read_once(&l.anon_vma) != 0;
-        let under_lock = self.policy.vma_anon_vma_check_under_lock;
+        let under_lock = self.policy.vma_anon_vma_check_under_lock();
         if !under_lock && !has_anon_vma() {
             return None;
         }
@@ -84,7 +84,7 @@ impl Kernel {
             return None;
         }
         let guard = self.vma_down_read_trylock(&l.lock)?;
-        let seq = if self.policy.vma_lock_seq_ordering {
+        let seq = if self.policy.vma_lock_seq_ordering() {
             self.mo.smp_load_acquire(&m.mm_lock_seq)
         } else {
             self.mo.read_once(&m.mm_lock_seq)
@@ -159,12 +159,12 @@ impl Kernel {
     fn vma_end_write_all(&self, mm: MmId, v: &Vmas) {
         let m = self.mm(mm);
         m.i_mmap.with(|t| t.clone_from(&v.list));
-        if !self.policy.per_vma_lock {
+        if !self.policy.per_vma_lock() {
             return;
         }
         m.tree.with(|t| t.clone_from(&v.list));
         let next = self.mo.read_once(&m.mm_lock_seq) + 1;
-        if self.policy.vma_lock_seq_ordering {
+        if self.policy.vma_lock_seq_ordering() {
             self.mo.smp_store_release(&m.mm_lock_seq, next);
         } else {
             self.mo.write_once(&m.mm_lock_seq, next);

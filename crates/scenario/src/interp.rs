@@ -65,6 +65,7 @@ impl Scenario {
             files: self.files.iter().map(|f| f.pages).collect(),
             gup_retries_max: 16,
             page_cache_mutable: file_collapses > 0,
+            reads: Default::default(),
         }
     }
 

@@ -46,17 +46,24 @@ pub const BACKEND: Backend = if cfg!(loom) {
 #[cfg(all(not(loom), not(cowbreak_stress)))]
 mod shuttle_atomic;
 
+#[cfg(loom)]
+mod loom_setup;
+
 /// Atomics and fences of the selected backend. Under shuttle they are this crate's own
 /// (`shuttle_atomic`): shuttle's scheduling point without its causality bookkeeping.
 pub mod atomic {
     #[cfg(any(loom, cowbreak_stress))]
     pub use super::backend::sync::atomic::{
-        fence, AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering,
+        AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering,
     };
+    #[cfg(loom)]
+    pub use super::loom_setup::fence;
     #[cfg(all(not(loom), not(cowbreak_stress)))]
     pub use super::shuttle_atomic::fence;
     #[cfg(all(not(loom), not(cowbreak_stress)))]
     pub use super::shuttle_atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicUsize};
+    #[cfg(all(not(loom), cowbreak_stress))]
+    pub use std::sync::atomic::fence;
     #[cfg(all(not(loom), not(cowbreak_stress)))]
     pub use std::sync::atomic::Ordering;
 }
@@ -78,13 +85,17 @@ fn announce<T: ?Sized, R>(object: &T, write: bool, f: impl FnOnce() -> R) -> R {
 }
 
 /// Run `f` with atomic accesses that are not scheduling points: for a scenario's setup,
-/// which runs before any model thread exists, so that nothing could be interleaved with
-/// it and leaving the points out changes no outcome. Under shuttle the accesses in `f`
-/// cost no scheduling steps; under loom and on real threads this is just `f()` (loom
-/// has nothing to branch on while one thread runs).
+/// which runs before any model thread exists (or after all have been joined), so that
+/// nothing could be interleaved with it and leaving the points out changes no outcome.
+/// Under shuttle the accesses in `f` cost no scheduling steps. Under loom, which has
+/// nothing to branch on while one thread runs, the fences in `f` are skipped: they
+/// order nothing that the spawn (or join) does not already order, and each costs loom
+/// a walk over every atomic's stores. On real threads this is just `f()`.
 pub fn without_scheduling<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(all(not(loom), not(cowbreak_stress)))]
     return shuttle_atomic::without_scheduling(f);
+    #[cfg(loom)]
+    return loom_setup::without_fences(f);
     #[allow(unreachable_code)]
     f()
 }

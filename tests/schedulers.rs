@@ -113,3 +113,19 @@ fn pos_is_deterministic_and_its_schedules_replay() {
         .iter()
         .any(|v| v.kind == ViolationKind::PinCoherence));
 }
+
+/// PCT (our own, `crates/explore/src/pct.rs`) ends a campaign whose first execution made
+/// no decision: a scenario with one thread has one schedule, and the outcome says so.
+/// With two threads it runs its whole budget. Budget: 500 PCT executions each, seed 0.
+#[test]
+fn pct_stops_where_there_is_one_schedule() {
+    let one = library::find("ro-pin-shared").unwrap();
+    assert_eq!(one.threads.len(), 1);
+    let o = run(&one, Era::V6_2, Strategy::Pct { depth: 3 }, 500, 0);
+    assert_eq!((o.executions, o.decisions), (1, 0));
+    assert!(o.single_schedule);
+    let two = library::find("dirty-cow").unwrap();
+    let o = run(&two, Era::V6_2, Strategy::Pct { depth: 3 }, 500, 0);
+    assert_eq!(o.executions, 500);
+    assert!(!o.single_schedule);
+}

@@ -619,7 +619,8 @@ fn run_cell(
     // A cell loom may prove is probed first: a few PCT executions that stop at the first
     // violation. Where they find none, loom tries to prove the cell, and PCT's whole
     // budget runs only where the proof does not settle it.
-    let provable = !weak && !args.no_proofs && sc.check_loom_limits().is_ok();
+    // (A weak-memory cell runs loom anyway; with proofs on, its sampling is cut the same way.)
+    let provable = !args.no_proofs && sc.check_loom_limits().is_ok();
     let mut probe_reads = 0;
     let probed_clean = provable && {
         let probe = CheckRequest {
@@ -668,7 +669,7 @@ fn run_cell(
     } else {
         None
     };
-    let proven = !weak && matches!(&loom, Some((l, true, _)) if l.violations.is_empty());
+    let proven = probed_clean && matches!(&loom, Some((l, true, _)) if l.violations.is_empty());
     let (mut violations, executions, mut traces, mut reads) = if proven {
         (
             Vec::new(),

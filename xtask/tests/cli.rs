@@ -535,6 +535,74 @@ fn a_matrix_without_proofs_only_samples() {
     );
 }
 
+/// A clean cell takes an equal cell's exploration only where exploring it would give the
+/// same: dirty-cow on x86 in v5.11 and v5.18 reads the switches v5.9 read, with the same
+/// values, so those cells are v5.9's; `--no-reuse` explores each, and every cell then
+/// says what the reused one said, with the same executions. v4.8 breaks and is its own.
+/// One job, so the eras run in order. Budget: 500 PCT executions a cell (200 probing),
+/// seed 0, and loom at bound 2.
+#[test]
+fn a_reused_cell_says_what_exploring_it_says() {
+    let run = |extra: &[&str]| {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("matrix.json");
+        let mut args = vec![
+            "matrix",
+            "--scenarios",
+            "dirty-cow",
+            "--eras",
+            "v4.8,v5.9,v5.11,v5.18",
+            "--arch",
+            "x86",
+            "--budget",
+            "500",
+            "--jobs",
+            "1",
+            "-q",
+            "--json",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let o = xtask(&args, dir.path());
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        let v: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+        v["cells"].as_array().unwrap().clone()
+    };
+    let reused = run(&[]);
+    let own = run(&["--no-reuse"]);
+    assert_eq!(reused.len(), 4);
+    let by_era = |cells: &[Value], era: &str| -> Value {
+        cells.iter().find(|c| c["era"] == era).unwrap().clone()
+    };
+    assert_eq!(by_era(&reused, "v4.8")["verdict"], "violation");
+    assert!(by_era(&reused, "v4.8")["explored_as"].is_null());
+    assert!(by_era(&reused, "v5.9")["explored_as"].is_null());
+    for era in ["v5.11", "v5.18"] {
+        let c = by_era(&reused, era);
+        assert_eq!(c["explored_as"], "v5.9", "{c}");
+        let read: Vec<&str> = c["switches_read"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n.as_str().unwrap())
+            .collect();
+        assert!(read.contains(&"foll_cow"), "{c}");
+    }
+    for c in &own {
+        assert!(c["explored_as"].is_null(), "{c}");
+        let r = by_era(&reused, c["era"].as_str().unwrap());
+        let checked = r["checked"].as_str().unwrap();
+        let said = checked.split("; as on ").next().unwrap();
+        assert_eq!(c["checked"].as_str().unwrap(), said, "{c}\n{r}");
+        for k in ["verdict", "kinds", "executions", "agrees", "switches_read"] {
+            assert_eq!(c[k], r[k], "{k}: {c}\n{r}");
+        }
+    }
+    // The proven cells ran only the probe of PCT's budget.
+    assert_eq!(by_era(&own, "v5.9")["executions"], 200);
+    assert_eq!(by_era(&own, "v4.8")["executions"], 500);
+}
+
 /// A proof that does not finish within its budget leaves the cell sampled, and says
 /// so: by executions (dirty-cow v5.9 x86 needs a few hundred loom executions; 10 are
 /// allowed) and by the clock (one loom execution of the 4-thread scale scenario takes

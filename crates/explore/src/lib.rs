@@ -24,6 +24,8 @@ mod loom_backend;
 #[cfg(all(not(loom), not(cowbreak_stress)))]
 pub mod minimize;
 #[cfg(all(not(loom), not(cowbreak_stress)))]
+mod pct;
+#[cfg(all(not(loom), not(cowbreak_stress)))]
 mod pos;
 #[cfg(all(not(loom), not(cowbreak_stress)))]
 mod shuttle_backend;
@@ -147,6 +149,11 @@ impl Collector {
     }
 
     /// Count one more execution; returns how many have begun.
+    /// Executions begun so far.
+    pub(crate) fn executions(&self) -> u64 {
+        self.executions
+    }
+
     pub(crate) fn begin_execution(&mut self) -> u64 {
         self.executions += 1;
         self.executions

@@ -12,8 +12,8 @@ use std::sync::{Arc, Mutex};
 
 use cowbreak_mm::{Violation, ViolationKind};
 use shuttle::scheduler::{
-    DfsScheduler, PctScheduler, RandomScheduler, ReplayScheduler, Schedule, Scheduler, Task,
-    TaskId, UrwRandomScheduler,
+    DfsScheduler, RandomScheduler, ReplayScheduler, Schedule, Scheduler, Task, TaskId,
+    UrwRandomScheduler,
 };
 use shuttle::{Config, FailurePersistence, MaxSteps, Runner};
 use shuttle_engine::scheduler::serialization::serialize_schedule;
@@ -315,7 +315,7 @@ where
     let steps_max = cfg.steps_max;
     let inner: Box<dyn Scheduler + Send> = match cfg.strategy {
         Strategy::Random => Box::new(RandomScheduler::new_from_seed(cfg.seed, cfg.iterations)),
-        Strategy::Pct { depth } => Box::new(PctScheduler::new_from_seed(
+        Strategy::Pct { depth } => Box::new(crate::pct::PctScheduler::new(
             cfg.seed,
             depth.max(1),
             cfg.iterations,
@@ -343,18 +343,21 @@ where
     let mut shared = std::mem::take(&mut *shared.lock().unwrap_or_else(|p| p.into_inner()));
     let schedule = schedule.borrow();
     match result {
-        Ok(_) => shared.finish_execution(&schedule, steps_max),
-        Err(payload) => {
-            let text = payload_text(&*payload);
-            if text.contains("did not exercise any concurrency") {
-                // PCT refuses a closure whose first execution never ran two threads at
-                // once: there is nothing to interleave, so one execution says it all.
-                shared.finish_execution(&schedule, steps_max);
+        Ok(_) => {
+            shared.finish_execution(&schedule, steps_max);
+            // PCT ends a campaign whose first execution never ran two threads at once
+            // (`pct.rs`): there is nothing to interleave, so one execution says it all.
+            if matches!(cfg.strategy, Strategy::Pct { .. })
+                && shared.collector.decisions == 0
+                && !shared.interrupted
+                && shared.collector.executions() < cfg.iterations as u64
+            {
                 shared.collector.single_schedule = true;
-            } else {
-                shared.pending = Some(vec![classify(&text)]);
-                shared.finish_execution(&schedule, steps_max);
             }
+        }
+        Err(payload) => {
+            shared.pending = Some(vec![classify(&payload_text(&*payload))]);
+            shared.finish_execution(&schedule, steps_max);
         }
     }
     shared.collector.steps = points.get();

@@ -203,3 +203,37 @@ fn v4_15_differs_from_v4_9_by_the_huge_dirty_cow_fix() {
     // Backported to the 4.4 stable series long before 4.4.289.
     assert!(Era::V4_4_289.policy().touch_pmd_dirty_only_on_write);
 }
+
+/// `ReadPolicy` notes exactly the switches read, in every reader's shared `SwitchReads`,
+/// and the bit sets round-trip through names.
+#[test]
+fn a_read_policy_notes_the_switches_read() {
+    use cowbreak_mm::{ReadPolicy, SwitchReads};
+    let reads = SwitchReads::default();
+    let policy = Policy::preset(Era::V5_9, Arch::X86);
+    let p = ReadPolicy::new(policy, reads.clone());
+    assert_eq!(reads.get(), 0);
+    assert!(p.foll_cow());
+    assert!(!p.anon_exclusive());
+    assert!(p.foll_cow());
+    assert_eq!(
+        SwitchReads::names(reads.get()),
+        ["foll_cow", "anon_exclusive"]
+    );
+    // A clone notes into the same set; a default one into its own.
+    let q = ReadPolicy::new(policy, reads.clone());
+    q.write_protect_seq();
+    assert_eq!(reads.get().count_ones(), 3);
+    let other = SwitchReads::default();
+    ReadPolicy::new(policy, other.clone()).tso();
+    assert_eq!(SwitchReads::names(other.get()), ["tso"]);
+    assert_eq!(
+        SwitchReads::from_names(SwitchReads::names(reads.get())),
+        Some(reads.get())
+    );
+    assert_eq!(SwitchReads::from_names(["no_such_switch"]), None);
+    // `bits` sets a switch's bit exactly when the switch is on.
+    for (i, (name, on)) in policy.iter().enumerate() {
+        assert_eq!(policy.bits() >> i & 1 == 1, on, "{name}");
+    }
+}

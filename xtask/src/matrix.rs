@@ -51,10 +51,11 @@ pub struct Args {
     /// first violation; a cell they break runs the whole `--budget` instead).
     #[arg(long, default_value_t = 200)]
     probe: usize,
-    /// Explore every cell itself. By default a clean cell whose scenario and arch match
-    /// an explored clean cell's, and whose switches agree with that cell's on every switch
-    /// its exploration read, takes that exploration's outcome: it would run the same
-    /// executions (`checked` says whose). Verdicts are the same either way.
+    /// Explore every cell itself. By default a cell whose scenario and arch match an
+    /// explored cell's, and whose switches agree with that cell's on every switch its
+    /// explorations read, takes that cell's outcome, since it would run the same executions
+    /// (`checked` and `explored_as` say whose; its traces are that cell's, relabelled with
+    /// this era and its switches, and replay as they are). Verdicts are the same either way.
     #[arg(long)]
     no_reuse: bool,
     /// PCT depth.
@@ -337,7 +338,7 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
     }
     let verbosity = run::Verbosity::from_flags(args.run.quiet, args.run.verbose);
     let identity = identity(&scenarios, &eras, &arches, &args);
-    let settings = json!({"depth": args.depth, "seed": args.seed, "budget": args.budget, "proofs": !args.no_proofs, "proof_budget": args.proof_budget, "proof_seconds": args.proof_seconds, "traces": dir.display().to_string()});
+    let settings = json!({"depth": args.depth, "seed": args.seed, "budget": args.budget, "proofs": !args.no_proofs, "proof_budget": args.proof_budget, "proof_seconds": args.proof_seconds, "probe": args.probe, "reuse": !args.no_reuse, "traces": dir.display().to_string()});
     let work = all_cells(&scenarios, &eras, &arches);
     let mine: Vec<usize> = (0..work.len()).filter(|&i| shard.owns(i)).collect();
     let state_path = run::state_path(&dir, "matrix", shard);
@@ -384,7 +385,7 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
         left: todo.iter().map(|&i| work[i]).collect(),
         on: vec![None; args.jobs],
     });
-    // Explored clean cells whose outcome others may take.
+    // Explored cells whose outcome others may take.
     let explored = Mutex::new(
         kept.iter()
             .filter(|c| c.reused.is_none())
@@ -519,7 +520,7 @@ impl Queue {
     }
 }
 
-/// A clean cell's exploration, for the cells that may take it (see `--no-reuse`).
+/// A cell's exploration, for the cells that may take it (see `--no-reuse`).
 #[derive(Clone)]
 struct Outcome {
     scenario: usize,
@@ -529,6 +530,10 @@ struct Outcome {
     reads: u64,
     checked: String,
     executions: u64,
+    kinds: Vec<ViolationKind>,
+    first_at: Option<u64>,
+    via_loom: bool,
+    traces: Vec<PathBuf>,
 }
 
 impl Cell {
@@ -538,13 +543,13 @@ impl Cell {
             era: self.era,
             arch: self.arch,
             policy: self.policy,
-            reads: if self.kinds.is_empty() {
-                self.reads
-            } else {
-                u64::MAX
-            },
+            reads: self.reads,
             checked: self.checked.clone(),
             executions: self.executions,
+            kinds: self.kinds.clone(),
+            first_at: self.first_at,
+            via_loom: self.via_loom,
+            traces: self.traces.clone(),
         }
     }
 }
@@ -567,40 +572,6 @@ fn run_cell(
     } else {
         sc.expected_on_sc(era, arch)
     };
-    let policy = sc.policy(era, arch).bits();
-    // The model branches on the era only through the switches it reads, so a cell that
-    // agrees with an explored clean cell on every switch that cell's explorations read
-    // would run the very same executions (same seed, same schedules, same outcome).
-    let same = |o: &&Outcome| {
-        o.scenario == si
-            && o.arch == arch
-            && o.reads != u64::MAX
-            && (o.policy ^ policy) & o.reads == 0
-    };
-    if !args.no_reuse {
-        if let Some(o) = explored.lock().unwrap().iter().find(same) {
-            return Ok(Some(Cell {
-                scenario: si,
-                era,
-                arch,
-                checked: format!(
-                    "{}; as on {}, whose {} read switches agree",
-                    o.checked,
-                    o.era.name(),
-                    o.reads.count_ones()
-                ),
-                kinds: Vec::new(),
-                first_at: None,
-                via_loom: false,
-                executions: o.executions,
-                traces: Vec::new(),
-                expected,
-                policy,
-                reads: o.reads,
-                reused: Some(o.era),
-            }));
-        }
-    }
     let req = CheckRequest {
         scenario: sc.clone(),
         era,
@@ -614,6 +585,60 @@ fn run_cell(
             stop_after_first: false,
         },
     };
+    let policy = sc.policy(era, arch).bits();
+    // The model branches on the era only through the switches it reads, so a cell that
+    // agrees with an explored cell on every switch that cell's explorations read would
+    // run the very same executions (same seed, same schedules, same outcome).
+    let same = |o: &&Outcome| {
+        o.scenario == si
+            && o.arch == arch
+            && o.reads != u64::MAX
+            && (o.policy ^ policy) & o.reads == 0
+    };
+    if !args.no_reuse {
+        let found = explored.lock().unwrap().iter().find(same).cloned();
+        if let Some(o) = found {
+            // Its traces are the origin's, relabelled: the same schedule, run on this
+            // era's switches, replays to the same violation.
+            let switches: Vec<(String, bool)> = sc
+                .policy(era, arch)
+                .iter()
+                .map(|(n, on)| (n.to_string(), on))
+                .collect();
+            let (from, to) = (
+                run::run_name(&CheckRequest {
+                    era: o.era,
+                    ..req.clone()
+                }),
+                run::run_name(&req),
+            );
+            let traces = o
+                .traces
+                .iter()
+                .map(|p| relabel(p, &from, &to, era, &switches, dir))
+                .collect::<Result<Vec<_>, Fail>>()?;
+            return Ok(Some(Cell {
+                scenario: si,
+                era,
+                arch,
+                checked: format!(
+                    "{}; as on {}, whose {} read switches agree",
+                    o.checked,
+                    o.era.name(),
+                    o.reads.count_ones()
+                ),
+                kinds: o.kinds,
+                first_at: o.first_at,
+                via_loom: o.via_loom,
+                executions: o.executions,
+                traces,
+                expected,
+                policy,
+                reads: o.reads,
+                reused: Some(o.era),
+            }));
+        }
+    }
     let bound = args.preemption_bound.or(sc.preemption_bound).unwrap_or(2);
     let control = Arc::new(Control::new(Arc::clone(stop)));
     // A cell loom may prove is probed first: a few PCT executions that stop at the first
@@ -746,10 +771,31 @@ fn run_cell(
         reads,
         reused: None,
     };
-    if cell.kinds.is_empty() {
-        explored.lock().unwrap().push(cell.outcome());
-    }
+    explored.lock().unwrap().push(cell.outcome());
     Ok(Some(cell))
+}
+
+/// Write trace `path` of run `from` again as run `to`'s, on `era` with `switches`.
+fn relabel(
+    path: &Path,
+    from: &str,
+    to: &str,
+    era: Era,
+    switches: &[(String, bool)],
+    dir: &Path,
+) -> Result<PathBuf, Fail> {
+    let mut t = cowbreak_trace::TraceFile::read(path).map_err(|e| Fail::bad(e.to_string()))?;
+    t.era = era.name().to_string();
+    t.switches = switches.to_vec();
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_prefix(from))
+        .ok_or_else(|| Fail::bad(format!("{}: not a trace of {from}", path.display())))?;
+    let out = dir.join(format!("{to}{name}"));
+    t.write(&out)
+        .map_err(|e| Fail::bad(format!("cannot write trace: {e}")))?;
+    Ok(out)
 }
 
 /// How far a matrix got.
@@ -961,16 +1007,32 @@ fn render(
     let agree = cells.iter().filter(|c| c.agrees()).count();
     let found = cells.iter().filter(|c| !c.kinds.is_empty()).count();
     out.push_str(&format!(
-        "\nok: no violation in PCT d={} seed {}, {} executions{}. KIND @N: found first at execution N; KIND loom @N: found only by loom, at its iteration N (trace in {}/). Each cell's `checked` (JSON) says what ran.\n",
-        settings["depth"],
-        settings["seed"],
-        settings["budget"],
-        if settings["proofs"] == json!(false) {
-            " (and loom, exhaustive, for scenarios that need weak memory)"
-        } else {
-            ", then loom, exhaustive at the preemption bound (2 unless the scenario asks for another), where the scenario fits loom and loom finishes within its proof budget (a cell whose proof does not finish says so in `checked`)"
+        "\nok: no violation {}. KIND @N: found first at execution N; KIND loom @N: found only by loom, at its iteration N (trace in {}/). Each cell's `checked` (JSON) says what ran{}.\n",
+        match (settings["proofs"] == json!(false), settings["probe"].as_u64()) {
+            (true, _) | (false, None) => format!(
+                "in PCT d={} seed {}, {} executions{}",
+                settings["depth"],
+                settings["seed"],
+                settings["budget"],
+                if settings["proofs"] == json!(false) {
+                    " (and loom, exhaustive, for scenarios that need weak memory)"
+                } else {
+                    ", then loom, exhaustive at the preemption bound, where the scenario fits loom"
+                }
+            ),
+            (false, Some(probe)) => format!(
+                "in a probe of {probe} PCT d={} seed {} executions, then loom, exhaustive at the preemption bound (2 unless the scenario asks for another), where the scenario fits loom and loom finishes within its proof budget; in {} PCT executions where it does not (a cell whose proof does not finish says so in `checked`)",
+                settings["depth"],
+                settings["seed"],
+                settings["budget"],
+            ),
         },
         settings["traces"].as_str().unwrap_or("traces"),
+        if settings["reuse"] == json!(true) {
+            ", and `explored_as` whose exploration a cell took: the cell agrees with it on every switch that exploration read"
+        } else {
+            ""
+        },
     ));
     if status.shard != Shard::ALL {
         out.push_str(&format!(

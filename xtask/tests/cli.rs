@@ -603,6 +603,64 @@ fn a_reused_cell_says_what_exploring_it_says() {
     assert_eq!(by_era(&own, "v4.8")["executions"], 500);
 }
 
+/// A cell with a violation takes an equal cell's exploration too, and its traces are
+/// that cell's relabelled with its own era and switches: they replay exactly, as the
+/// origin's do (fast-gup-vs-fork on arm64 is found by loom, whose traces name every
+/// location, the per-VMA locks of v6.4 on included). One job, so the eras run in order.
+/// Budget: 300 PCT executions a cell (200 probing), seed 0, and loom at bound 2.
+#[test]
+fn a_reused_cells_traces_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("matrix.json");
+    let o = xtask(
+        &[
+            "matrix",
+            "--scenarios",
+            "fast-gup-vs-fork",
+            "--eras",
+            "v6.5,v6.6",
+            "--arch",
+            "arm64",
+            "--budget",
+            "300",
+            "--jobs",
+            "1",
+            "-q",
+            "--json",
+            out.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let cells = v["cells"].as_array().unwrap();
+    let (origin, reused) = (&cells[0], &cells[1]);
+    assert_eq!(
+        (origin["era"].as_str(), reused["era"].as_str()),
+        (Some("v6.5"), Some("v6.6"))
+    );
+    assert_eq!(reused["explored_as"], "v6.5", "{reused}");
+    assert_eq!(origin["verdict"], "violation", "{origin}");
+    assert_eq!(reused["kinds"], origin["kinds"]);
+    for c in cells {
+        let traces = c["traces"].as_array().unwrap();
+        assert!(!traces.is_empty(), "{c}");
+        for t in traces {
+            let t = t.as_str().unwrap();
+            assert!(
+                t.contains(&format!("--{}--", c["era"].as_str().unwrap())),
+                "{t}"
+            );
+            let r = xtask(&["replay", t], dir.path());
+            assert_eq!(code(&r), 0, "{t}: {}", stderr(&r));
+            assert!(
+                String::from_utf8_lossy(&r.stdout).contains("reproduced"),
+                "{t}"
+            );
+        }
+    }
+}
+
 /// A proof that does not finish within its budget leaves the cell sampled, and says
 /// so: by executions (dirty-cow v5.9 x86 needs a few hundred loom executions; 10 are
 /// allowed) and by the clock (one loom execution of the 4-thread scale scenario takes

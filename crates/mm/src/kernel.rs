@@ -236,6 +236,17 @@ impl Kernel {
                 u64::from(id == 0) * self.threads[0],
                 || format!("mm{id}.mm_users"),
             );
+            // The per-VMA locks (v6.4): unnamed, a trace would carry their addresses,
+            // which differ from process to process, and never replay.
+            name(at(&m.mm_lock_seq), 0, || format!("mm{id}.mm_lock_seq"));
+            for (v, l) in m.vma_locks.iter().enumerate() {
+                name(at(&l.lock), 0, || format!("mm{id}.vma{v}.vm_lock"));
+                name(at(&l.vm_lock_seq), u64::MAX, || {
+                    format!("mm{id}.vma{v}.vm_lock_seq")
+                });
+                name(at(&l.anon_vma), 0, || format!("mm{id}.vma{v}.anon_vma"));
+                name(at(&l.vm_flags), 0, || format!("mm{id}.vma{v}.vm_flags"));
+            }
         }
         for (c, cpu) in self.cpus.iter().enumerate() {
             name(at(&cpu.epoch), 0, || format!("cpu{c}.epoch"));

@@ -31,6 +31,18 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// `matrix ARGS -q --json F` in `dir`, which must exit 0: the JSON's cells.
+fn matrix_cells(args: &[&str], dir: &Path) -> Vec<Value> {
+    let out = dir.join("matrix.json");
+    let mut all = vec!["matrix"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["-q", "--json", out.to_str().unwrap()]);
+    let o = xtask(&all, dir);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    v["cells"].as_array().unwrap().clone()
+}
+
 fn json(o: &Output) -> Value {
     serde_json::from_slice(&o.stdout)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&o.stdout)))
@@ -504,10 +516,8 @@ fn the_matrix_agrees_with_the_kernel_history() {
 #[test]
 fn a_matrix_without_proofs_only_samples() {
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("matrix.json");
-    let o = xtask(
+    let cells = matrix_cells(
         &[
-            "matrix",
             "--scenarios",
             "dirty-cow",
             "--eras",
@@ -517,15 +527,9 @@ fn a_matrix_without_proofs_only_samples() {
             "--budget",
             "500",
             "--no-proofs",
-            "-q",
-            "--json",
-            out.to_str().unwrap(),
         ],
         dir.path(),
     );
-    assert_eq!(code(&o), 0, "{}", stderr(&o));
-    let v: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
-    let cells = v["cells"].as_array().unwrap();
     assert_eq!(cells.len(), 1);
     assert_eq!(cells[0]["verdict"], "ok");
     assert_eq!(
@@ -545,9 +549,7 @@ fn a_matrix_without_proofs_only_samples() {
 fn a_reused_cell_says_what_exploring_it_says() {
     let run = |extra: &[&str]| {
         let dir = tempfile::tempdir().unwrap();
-        let out = dir.path().join("matrix.json");
         let mut args = vec![
-            "matrix",
             "--scenarios",
             "dirty-cow",
             "--eras",
@@ -558,15 +560,9 @@ fn a_reused_cell_says_what_exploring_it_says() {
             "500",
             "--jobs",
             "1",
-            "-q",
-            "--json",
-            out.to_str().unwrap(),
         ];
         args.extend_from_slice(extra);
-        let o = xtask(&args, dir.path());
-        assert_eq!(code(&o), 0, "{}", stderr(&o));
-        let v: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
-        v["cells"].as_array().unwrap().clone()
+        matrix_cells(&args, dir.path())
     };
     let reused = run(&[]);
     let own = run(&["--no-reuse"]);
@@ -611,10 +607,8 @@ fn a_reused_cell_says_what_exploring_it_says() {
 #[test]
 fn a_reused_cells_traces_replay() {
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("matrix.json");
-    let o = xtask(
+    let cells = matrix_cells(
         &[
-            "matrix",
             "--scenarios",
             "fast-gup-vs-fork",
             "--eras",
@@ -625,15 +619,9 @@ fn a_reused_cells_traces_replay() {
             "300",
             "--jobs",
             "1",
-            "-q",
-            "--json",
-            out.to_str().unwrap(),
         ],
         dir.path(),
     );
-    assert_eq!(code(&o), 0, "{}", stderr(&o));
-    let v: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
-    let cells = v["cells"].as_array().unwrap();
     let (origin, reused) = (&cells[0], &cells[1]);
     assert_eq!(
         (origin["era"].as_str(), reused["era"].as_str()),
@@ -642,7 +630,7 @@ fn a_reused_cells_traces_replay() {
     assert_eq!(reused["explored_as"], "v6.5", "{reused}");
     assert_eq!(origin["verdict"], "violation", "{origin}");
     assert_eq!(reused["kinds"], origin["kinds"]);
-    for c in cells {
+    for c in &cells {
         let traces = c["traces"].as_array().unwrap();
         assert!(!traces.is_empty(), "{c}");
         for t in traces {
@@ -672,10 +660,8 @@ fn a_proof_that_does_not_finish_leaves_the_cell_sampled() {
         ("scale-fork-pins-4", "--proof-seconds", "3", "or 3 s"),
     ] {
         let dir = tempfile::tempdir().unwrap();
-        let out = dir.path().join("matrix.json");
-        let o = xtask(
+        let cells = matrix_cells(
             &[
-                "matrix",
                 "--scenarios",
                 scenario,
                 "--eras",
@@ -686,15 +672,10 @@ fn a_proof_that_does_not_finish_leaves_the_cell_sampled() {
                 "200",
                 flag,
                 value,
-                "-q",
-                "--json",
-                out.to_str().unwrap(),
             ],
             dir.path(),
         );
-        assert_eq!(code(&o), 0, "{}", stderr(&o));
-        let v: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
-        let cell = &v["cells"][0];
+        let cell = &cells[0];
         assert_eq!(cell["verdict"], "ok", "{cell}");
         let checked = cell["checked"].as_str().unwrap();
         assert!(

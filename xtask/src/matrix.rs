@@ -78,6 +78,7 @@ pub struct Args {
     markdown: Option<PathBuf>,
 }
 
+#[derive(Clone)]
 struct Cell {
     scenario: usize,
     era: Era,
@@ -385,11 +386,11 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
         left: todo.iter().map(|&i| work[i]).collect(),
         on: vec![None; args.jobs],
     });
-    // Explored cells whose outcome others may take.
+    // Explored cells, whose outcome others may take (see `--no-reuse`).
     let explored = Mutex::new(
         kept.iter()
             .filter(|c| c.reused.is_none())
-            .map(Cell::outcome)
+            .cloned()
             .collect::<Vec<_>>(),
     );
     let cells = Mutex::new(kept);
@@ -520,40 +521,6 @@ impl Queue {
     }
 }
 
-/// A cell's exploration, for the cells that may take it (see `--no-reuse`).
-#[derive(Clone)]
-struct Outcome {
-    scenario: usize,
-    era: Era,
-    arch: Arch,
-    policy: u64,
-    reads: u64,
-    checked: String,
-    executions: u64,
-    kinds: Vec<ViolationKind>,
-    first_at: Option<u64>,
-    via_loom: bool,
-    traces: Vec<PathBuf>,
-}
-
-impl Cell {
-    fn outcome(&self) -> Outcome {
-        Outcome {
-            scenario: self.scenario,
-            era: self.era,
-            arch: self.arch,
-            policy: self.policy,
-            reads: self.reads,
-            checked: self.checked.clone(),
-            executions: self.executions,
-            kinds: self.kinds.clone(),
-            first_at: self.first_at,
-            via_loom: self.via_loom,
-            traces: self.traces.clone(),
-        }
-    }
-}
-
 /// Run one cell; `None` when the run was interrupted before the cell finished.
 fn run_cell(
     scenarios: &[Scenario],
@@ -561,7 +528,7 @@ fn run_cell(
     args: &Args,
     dir: &Path,
     stop: &Arc<std::sync::atomic::AtomicBool>,
-    explored: &Mutex<Vec<Outcome>>,
+    explored: &Mutex<Vec<Cell>>,
 ) -> Result<Option<Cell>, Fail> {
     let sc = &scenarios[si];
     // A scenario whose history needs weak memory is checked both ways: PCT for what any
@@ -589,7 +556,7 @@ fn run_cell(
     // The model branches on the era only through the switches it reads, so a cell that
     // agrees with an explored cell on every switch that cell's explorations read would
     // run the very same executions (same seed, same schedules, same outcome).
-    let same = |o: &&Outcome| {
+    let same = |o: &&Cell| {
         o.scenario == si
             && o.arch == arch
             && o.reads != u64::MAX
@@ -618,24 +585,18 @@ fn run_cell(
                 .map(|p| relabel(p, &from, &to, era, &switches, dir))
                 .collect::<Result<Vec<_>, Fail>>()?;
             return Ok(Some(Cell {
-                scenario: si,
                 era,
-                arch,
                 checked: format!(
                     "{}; as on {}, whose {} read switches agree",
                     o.checked,
                     o.era.name(),
                     o.reads.count_ones()
                 ),
-                kinds: o.kinds,
-                first_at: o.first_at,
-                via_loom: o.via_loom,
-                executions: o.executions,
                 traces,
                 expected,
                 policy,
-                reads: o.reads,
                 reused: Some(o.era),
+                ..o
             }));
         }
     }
@@ -771,7 +732,7 @@ fn run_cell(
         reads,
         reused: None,
     };
-    explored.lock().unwrap().push(cell.outcome());
+    explored.lock().unwrap().push(cell.clone());
     Ok(Some(cell))
 }
 

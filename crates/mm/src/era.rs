@@ -103,7 +103,7 @@ macro_rules! policy {
                 #[doc = concat!("Switch `", stringify!($name), "` (see [`Policy`]), noting the read.")]
                 #[inline]
                 pub fn $name(&self) -> bool {
-                    self.reads.note(Bit::$name as u32);
+                    self.reads.0.set(Bit::$name as u32);
                     self.policy.$name
                 }
             )*
@@ -347,23 +347,15 @@ impl Policy {
 /// goes through [`ReadPolicy`], and an execution that reads the same values takes the
 /// same path. So two configurations that agree on every switch one exhaustive (or
 /// seeded) exploration read give the same exploration; the matrix uses this to check
-/// each class of eras once. Plain std atomics: noting a read is not part of the model.
+/// each class of eras once. Noting a read is not part of the model
+/// ([`cowbreak_sync::GhostBits`]).
 #[derive(Clone, Debug, Default)]
-pub struct SwitchReads(std::sync::Arc<std::sync::atomic::AtomicU64>);
+pub struct SwitchReads(cowbreak_sync::GhostBits);
 
 impl SwitchReads {
-    #[inline]
-    fn note(&self, bit: u32) {
-        use std::sync::atomic::Ordering::Relaxed;
-        // A load first: after the first read of each switch the line stays shared.
-        if self.0.load(Relaxed) & (1 << bit) == 0 {
-            self.0.fetch_or(1 << bit, Relaxed);
-        }
-    }
-
     /// The switches read so far.
     pub fn get(&self) -> u64 {
-        self.0.load(std::sync::atomic::Ordering::Relaxed)
+        self.0.get()
     }
 
     /// The names of the switches in `bits`, in [`SWITCHES`] order.

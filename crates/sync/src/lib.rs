@@ -11,8 +11,9 @@
 //! | `--cfg cowbreak_stress` | `std` | real OS threads: the stress baseline a kernel developer would otherwise use |
 //!
 //! Architecture invariant: nothing else in the workspace names loom, shuttle or
-//! `std::sync` for model state. The only `std::sync` lock handed out here is
-//! [`Ghost`], for the oracle's bookkeeping, which must never add a scheduling point.
+//! `std::sync` for model state. The only `std::sync` types handed out here are
+//! [`Ghost`], for the oracle's bookkeeping, and [`GhostBits`], for notes such as the
+//! switches a run read: neither ever adds a scheduling point.
 
 #![warn(missing_docs)]
 
@@ -394,6 +395,29 @@ pub fn spin_wait() {
     #[cfg(all(not(loom), cowbreak_stress))]
     std::hint::spin_loop();
     thread::yield_now();
+}
+
+/// Up to 64 flags shared by every clone, for bookkeeping that is not model state (like
+/// [`Ghost`]): setting one is a plain std atomic on every backend, never a scheduling
+/// point and never part of what loom explores. Setting a flag already set only reads.
+#[derive(Clone, Debug, Default)]
+pub struct GhostBits(std::sync::Arc<std::sync::atomic::AtomicU64>);
+
+impl GhostBits {
+    /// Set flag `bit` (below 64).
+    #[inline]
+    pub fn set(&self, bit: u32) {
+        use std::sync::atomic::Ordering::Relaxed;
+        // A load first: once a flag is set, the line stays shared between threads.
+        if self.0.load(Relaxed) & (1 << bit) == 0 {
+            self.0.fetch_or(1 << bit, Relaxed);
+        }
+    }
+
+    /// The flags set so far.
+    pub fn get(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 /// Bookkeeping that is not model state: the oracle's ghost state and the collectors that

@@ -73,7 +73,7 @@ where
     cfg.builder().check(move || {
         c.lock().unwrap().begin_execution();
         let v = execution();
-        c.lock().unwrap().record(v, None, 0);
+        c.lock().unwrap().record(v);
     });
     let collector = Arc::try_unwrap(collector)
         .ok()

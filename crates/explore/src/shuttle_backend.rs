@@ -174,9 +174,9 @@ impl Shared {
             .take()
             .unwrap_or_else(|| vec![livelock(steps_max)]);
         if !violations.is_empty() {
-            let encoded = serialize_schedule(schedule);
             let len = schedule.len();
-            self.collector.record(violations, Some(encoded), len);
+            self.collector
+                .record_with(violations, len, Some(|| serialize_schedule(schedule)));
         }
     }
 }

@@ -26,7 +26,7 @@ where
         collector.begin_execution();
         let v = execution();
         let broke = !v.is_empty();
-        collector.record(v, None, 0);
+        collector.record(v);
         if broke && stop_after_first {
             break;
         }

@@ -129,3 +129,109 @@ fn pct_stops_where_there_is_one_schedule() {
     assert_eq!(o.executions, 500);
     assert!(!o.single_schedule);
 }
+
+/// A campaign boots the kernel and runs the setup in its first execution only, and
+/// starts every later one from a snapshot of the result (`Scenario::execution`). That
+/// changes no exploration: on every built-in, on v4.8, v6.4 (per-VMA locks) and v6.12,
+/// PCT (d=3), random, URW and POS make the same decisions and find the same
+/// violations, first at the same execution, with the same schedules, as when every
+/// execution boots and sets up afresh (`execution_from(config, false)`). And the
+/// snapshot does spare the setup: every scenario that maps something takes fewer
+/// scheduling points with it (the setup's locks are forced steps). Budget: 40
+/// executions per scheduler, scenario and era, seed 7.
+#[test]
+fn a_snapshot_of_the_setup_changes_no_exploration() {
+    let strategies = [
+        Strategy::Pct { depth: 3 },
+        Strategy::Random,
+        Strategy::Urw,
+        Strategy::Pos,
+    ];
+    let mut spared = 0;
+    let scenarios = library::all().unwrap();
+    for sc in &scenarios {
+        for era in [Era::V4_8, Era::V6_4, Era::V6_12] {
+            let config = sc.kernel_config(sc.policy(era, Arch::X86), Arch::X86);
+            for strategy in strategies {
+                let cfg = ShuttleConfig {
+                    strategy,
+                    iterations: 40,
+                    seed: 7,
+                    steps_max: 20_000,
+                    stop_after_first: false,
+                };
+                let kept = explore_shuttle(&cfg, sc.execution(config.clone()));
+                let booted = explore_shuttle(&cfg, sc.execution_from(config.clone(), false));
+                let what = format!("{} on {} with {:?}", sc.name, era.name(), strategy);
+                assert_eq!(kept.executions, booted.executions, "{what}");
+                assert_eq!(kept.decisions, booted.decisions, "{what}");
+                let found = |o: &Outcome| {
+                    o.violations
+                        .iter()
+                        .map(|f| {
+                            (
+                                f.violation.kind,
+                                f.violation.at,
+                                f.first_at_execution,
+                                f.shortest_at_execution,
+                                f.schedule.clone(),
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                };
+                assert_eq!(found(&kept), found(&booted), "{what}");
+                assert!(kept.steps <= booted.steps, "{what}");
+                if kept.executions > 1 && kept.steps < booted.steps {
+                    spared += 1;
+                }
+            }
+        }
+    }
+    // Every scenario maps something; the single-schedule PCT runs (one execution) have
+    // no later execution to spare.
+    assert!(
+        spared >= scenarios.len() * 3 * 3,
+        "the snapshot spared setup steps in {spared} campaigns"
+    );
+}
+
+/// What the snapshot copies: on every built-in, era and architecture, a snapshot of a
+/// kernel just set up prints (`Debug`: every page, table, mm, lock, CPU,
+/// file and the oracle's state) exactly as that kernel does, and as a second kernel
+/// booted and set up the same way: setup is a function of the scenario and the config.
+/// One execution each.
+#[test]
+fn a_snapshot_is_the_kernel_setup_leaves() {
+    for sc in library::all().unwrap() {
+        for (era, arch) in Era::ALL
+            .into_iter()
+            .flat_map(|e| [(e, Arch::X86), (e, Arch::Arm64)])
+        {
+            let config = sc.kernel_config(sc.policy(era, arch), arch);
+            let cfg = ShuttleConfig {
+                strategy: Strategy::Random,
+                iterations: 1,
+                seed: 0,
+                steps_max: 20_000,
+                stop_after_first: false,
+            };
+            let (sc2, what) = (
+                sc.clone(),
+                format!("{} on {} {}", sc.name, era.name(), arch.name()),
+            );
+            let seen = std::sync::Arc::new(std::sync::Mutex::new(None));
+            let out = std::sync::Arc::clone(&seen);
+            explore_shuttle(&cfg, move || {
+                let mut k = sc2.boot(&config);
+                let copy = k.snapshot();
+                let again = sc2.boot(&config);
+                *out.lock().unwrap() = Some([k, copy, again].map(|k| format!("{k:?}")));
+                Vec::new()
+            });
+            let [set_up, copy, again] = seen.lock().unwrap().take().expect("it ran");
+            assert!(set_up.contains("refcount"), "{what}: {set_up}");
+            assert_eq!(copy, set_up, "{what}");
+            assert_eq!(again, set_up, "{what}");
+        }
+    }
+}

@@ -104,10 +104,16 @@ fn is_decision(runnable: &[&Task]) -> bool {
 /// locks of a scenario's setup. shuttle's PCT already counts only these steps for its
 /// change points; random now draws only at them. shuttle's URW counts every task's
 /// events from the first step it sees the task at, so it is shown the forced steps too
-/// (`show_forced`); the schedule records the decisions only all the same.
+/// (`show_forced`); the schedule records the decisions only all the same. Not the steps
+/// before the execution's first spawn, where the main thread is alone: those are the
+/// scenario's setup, which a campaign runs in its first execution only and copies after
+/// (`Scenario::execution`), so a scheduler that saw them would see the executions of
+/// one campaign differently.
 pub(crate) struct Decisions<S> {
     inner: S,
     show_forced: bool,
+    /// No task but the main one has been runnable yet in this execution.
+    alone: bool,
     /// Every scheduling point, forced or not, over every execution.
     points: Rc<Cell<u64>>,
 }
@@ -118,6 +124,7 @@ impl<S> Decisions<S> {
         let d = Decisions {
             inner,
             show_forced,
+            alone: true,
             points: Rc::clone(&points),
         };
         (d, points)
@@ -126,6 +133,7 @@ impl<S> Decisions<S> {
 
 impl<S: Scheduler> Scheduler for Decisions<S> {
     fn new_execution(&mut self) -> Option<Schedule> {
+        self.alone = true;
         self.inner.new_execution()
     }
 
@@ -137,7 +145,10 @@ impl<S: Scheduler> Scheduler for Decisions<S> {
         is_yielding: bool,
     ) -> Option<TaskId> {
         self.points.set(self.points.get() + 1);
-        if is_decision(runnable) || self.show_forced {
+        if self.alone && self.show_forced {
+            self.alone = runnable.iter().all(|t| t.id() == TaskId::from(0));
+        }
+        if is_decision(runnable) || (self.show_forced && !self.alone) {
             self.inner.next_task(runnable, current, is_yielding)
         } else {
             Some(runnable[0].id())

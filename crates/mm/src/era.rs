@@ -80,8 +80,9 @@ macro_rules! policy {
 
         /// The policy as the model reads it: each switch is read through a method that
         /// notes the read in [`SwitchReads`]. What an exploration read tells which
-        /// switches its outcome depends on.
-        #[derive(Debug)]
+        /// switches its outcome depends on. A clone notes its reads in the same
+        /// [`SwitchReads`].
+        #[derive(Clone, Debug)]
         pub struct ReadPolicy {
             policy: Policy,
             reads: SwitchReads,

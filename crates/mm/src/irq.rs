@@ -31,6 +31,14 @@ pub struct Cpu {
     pub epoch: AtomicU64,
 }
 
+impl cowbreak_sync::Snapshot for Cpu {
+    fn snapshot(&mut self) -> Self {
+        Cpu {
+            epoch: self.epoch.snapshot(),
+        }
+    }
+}
+
 /// What a section is, by the low bits of the epoch word.
 const IN_ACCESS: u64 = 1;
 const IRQS_OFF: u64 = 3;

@@ -13,7 +13,7 @@ use crate::pgtable::{pmd_index, pte_index, Addr, Pmd, Pte, PteTable, TableId, Ta
 use crate::primitives::MemoryModel;
 use crate::Errno;
 use cowbreak_sync::atomic::AtomicU64;
-use cowbreak_sync::{Ghost, MutexGuard, RwLock};
+use cowbreak_sync::{Ghost, MutexGuard, RwLock, Snapshot};
 
 /// Sizes and policy of one kernel instance.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -192,6 +192,38 @@ impl Kernel {
             mm.mmap_lock.write().dead = true;
         }
         k
+    }
+
+    /// A copy of this kernel, for a later execution to start from: every page, table,
+    /// mm, CPU, file and the oracle's state as they are now, with fresh locks and atomics
+    /// (see [`Snapshot`]). Taken after a scenario's setup, it spares each execution the
+    /// boot and the setup, which are the same every time. Not while accesses are being
+    /// recorded: the record names the locations of the kernel it was made for.
+    pub fn snapshot(&mut self) -> Kernel {
+        debug_assert!(!crate::record::on(), "a snapshot of a recorded kernel");
+        Kernel {
+            policy: self.policy.clone(),
+            arch: self.arch,
+            mo: self.mo,
+            frames: self.frames.snapshot(),
+            tables: self.tables.snapshot(),
+            mms: self.mms.snapshot(),
+            cpus: self.cpus.snapshot(),
+            files: self
+                .files
+                .iter_mut()
+                .map(|f| File {
+                    pages: f.pages.snapshot(),
+                    xa: f.xa.snapshot(),
+                    len: f.len,
+                })
+                .collect(),
+            oracle: self.oracle.snapshot(),
+            anon_vma_lock: self.anon_vma_lock.snapshot(),
+            gup_retries_max: self.gup_retries_max,
+            threads: self.threads.clone(),
+            page_cache_mutable: self.page_cache_mutable,
+        }
     }
 
     /// Give every shared location its name (and its value at boot) for the record of

@@ -1,7 +1,7 @@
 //! `struct vm_area_struct` and `struct mm_struct` (include/linux/mm_types.h).
 
 use cowbreak_sync::atomic::AtomicU64;
-use cowbreak_sync::{Ghost, Mutex, RwLock};
+use cowbreak_sync::{Ghost, Mutex, RwLock, Snapshot};
 
 use crate::pgtable::{Addr, PTRS_PER_PMD};
 
@@ -169,6 +169,17 @@ impl VmaLock {
     }
 }
 
+impl Snapshot for VmaLock {
+    fn snapshot(&mut self) -> Self {
+        VmaLock {
+            lock: self.lock.snapshot(),
+            vm_lock_seq: self.vm_lock_seq.snapshot(),
+            anon_vma: self.anon_vma.snapshot(),
+            vm_flags: self.vm_flags.snapshot(),
+        }
+    }
+}
+
 impl Vmas {
     /// `find_vma` + the check that `addr` is inside it (`vma_lookup`).
     pub fn lookup(&self, addr: Addr) -> Option<Vma> {
@@ -217,6 +228,26 @@ pub struct MmStruct {
     /// locks to hold it ([`VmaLock::anon_vma`]): read only under the mmap write lock
     /// (`retract_page_tables` before v6.6), so bookkeeping suffices.
     pub anon_vma_ghost: Ghost<u64>,
+}
+
+impl Snapshot for MmStruct {
+    fn snapshot(&mut self) -> Self {
+        MmStruct {
+            id: self.id,
+            mmap_lock: self.mmap_lock.snapshot(),
+            page_table_lock: self.page_table_lock.snapshot(),
+            pmd: self.pmd.snapshot(),
+            write_protect_seq: self.write_protect_seq.snapshot(),
+            has_pinned: self.has_pinned.snapshot(),
+            mm_users: self.mm_users.snapshot(),
+            deposited: self.deposited.snapshot(),
+            mm_lock_seq: self.mm_lock_seq.snapshot(),
+            vma_locks: self.vma_locks.snapshot(),
+            tree: self.tree.snapshot(),
+            i_mmap: self.i_mmap.snapshot(),
+            anon_vma_ghost: self.anon_vma_ghost.snapshot(),
+        }
+    }
 }
 
 impl MmStruct {

@@ -183,7 +183,7 @@ impl FrameGhost {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct State {
     frames: Vec<FrameGhost>,
     tables_live: Vec<bool>,
@@ -238,6 +238,14 @@ pub struct Oracle {
 
 /// A pin's ghost id: the oracle tracks each pin from the grab to the unpin.
 pub type PinId = u64;
+
+impl cowbreak_sync::Snapshot for Oracle {
+    fn snapshot(&mut self) -> Self {
+        Oracle {
+            st: self.st.snapshot(),
+        }
+    }
+}
 
 impl Oracle {
     pub(crate) fn new(nr_frames: usize, nr_tables: usize) -> Self {

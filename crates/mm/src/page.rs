@@ -7,7 +7,7 @@
 //! word standing for the page's contents.
 
 use cowbreak_sync::atomic::{AtomicI64, AtomicU64};
-use cowbreak_sync::Mutex;
+use cowbreak_sync::{Mutex, Snapshot};
 
 /// Index of a frame in the [`FramePool`] (`page_to_pfn`).
 pub type Pfn = u32;
@@ -136,6 +136,17 @@ impl Page {
     }
 }
 
+impl Snapshot for Page {
+    fn snapshot(&mut self) -> Self {
+        Page {
+            refcount: self.refcount.snapshot(),
+            mapcount: self.mapcount.snapshot(),
+            flags: self.flags.snapshot(),
+            data: self.data.snapshot(),
+        }
+    }
+}
+
 /// The frame pool: the buddy allocator reduced to a free list.
 #[derive(Debug)]
 pub struct FramePool {
@@ -163,6 +174,14 @@ impl FramePool {
         FramePool {
             pages,
             free: Mutex::new((2..n as Pfn).rev().collect()),
+        }
+    }
+
+    /// A copy of the pool between executions ([`Snapshot`]).
+    pub(crate) fn snapshot(&mut self) -> Self {
+        FramePool {
+            pages: self.pages.snapshot(),
+            free: self.free.snapshot(),
         }
     }
 

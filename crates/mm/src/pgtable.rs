@@ -6,7 +6,7 @@
 //! barrier meets a freed or recycled table, as it would in the kernel.
 
 use cowbreak_sync::atomic::AtomicU64;
-use cowbreak_sync::Mutex;
+use cowbreak_sync::{Mutex, Snapshot};
 
 use crate::page::Pfn;
 
@@ -275,6 +275,20 @@ impl TablePool {
             tables: (0..n).map(|_| PteTable::new()).collect(),
             // Popped from the end: hand out table 0 first.
             free: Mutex::new((0..n).rev().collect()),
+        }
+    }
+
+    /// A copy of the pool between executions ([`Snapshot`]).
+    pub(crate) fn snapshot(&mut self) -> Self {
+        TablePool {
+            tables: self
+                .tables
+                .iter_mut()
+                .map(|t| PteTable {
+                    entries: t.entries.snapshot(),
+                })
+                .collect(),
+            free: self.free.snapshot(),
         }
     }
 

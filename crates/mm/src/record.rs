@@ -41,6 +41,11 @@ pub fn recording<R>(f: impl FnOnce() -> R) -> R {
     r
 }
 
+/// Whether accesses are being recorded (on this OS thread).
+pub fn is_on() -> bool {
+    on()
+}
+
 /// Whether accesses are being recorded.
 #[inline]
 pub(crate) fn on() -> bool {

@@ -89,25 +89,74 @@ impl Scenario {
     /// One execution of the scenario on a fresh kernel built from `config`: set up the
     /// mappings in the initial process on the setup CPU, run every thread, join, account, and
     /// return the violations of the kinds the scenario checks.
+    ///
+    /// The first execution of the closure boots the kernel and runs the setup; it keeps
+    /// a [snapshot](Kernel::snapshot) of the result, and every later execution starts
+    /// from a snapshot of that instead (where [`cowbreak_sync::SNAPSHOTS`] allows, and
+    /// unless a run is being traced, so that a trace always shows the setup). Setup runs
+    /// before any model thread exists and depends on nothing but the scenario and the
+    /// config, so every execution starts from the same kernel either way.
     pub fn execution(
         &self,
         config: KernelConfig,
     ) -> impl Fn() -> Vec<Violation> + Send + Sync + 'static {
+        self.execution_from(config, true)
+    }
+
+    /// A kernel booted from `config` with the scenario's setup done (its `map` lines, on
+    /// the setup CPU), as every execution starts. Inside an execution of the backend,
+    /// before any model thread is spawned: the setup's accesses are no scheduling points.
+    pub fn boot(&self, config: &KernelConfig) -> Kernel {
+        cowbreak_sync::without_scheduling(|| {
+            let k = Kernel::new(config);
+            setup(self, &k);
+            k
+        })
+    }
+
+    /// [`Scenario::execution`], booting and setting up afresh in every execution when
+    /// `snapshots` is false: what the snapshot is checked against.
+    pub fn execution_from(
+        &self,
+        config: KernelConfig,
+        snapshots: bool,
+    ) -> impl Fn() -> Vec<Violation> + Send + Sync + 'static {
         // The scenario is shared text, not model state: a std Arc, which (unlike loom's)
-        // may be made outside the execution.
+        // may be made outside the execution. The kept kernel is not model state either
+        // between executions: no execution touches it but to copy it.
         let sc = std::sync::Arc::new(self.clone());
-        move || run(&sc, &config)
+        let kept = std::sync::Arc::new(Ghost::new(None));
+        let snapshots = snapshots && cowbreak_sync::SNAPSHOTS;
+        move || run(&sc, &config, snapshots.then_some(&*kept))
     }
 }
 
-fn run(sc: &std::sync::Arc<Scenario>, config: &KernelConfig) -> Vec<Violation> {
+fn run(
+    sc: &std::sync::Arc<Scenario>,
+    config: &KernelConfig,
+    kept: Option<&Ghost<Option<Kernel>>>,
+) -> Vec<Violation> {
     // Building the kernel and the setup run before any model thread exists: nothing can
     // be interleaved with them, so their accesses are not scheduling points.
-    let k = cowbreak_sync::without_scheduling(|| {
-        let k = Arc::new(Kernel::new(config));
-        setup(sc, &k);
-        k
+    let boot = || sc.boot(config);
+    // A traced run boots and sets up itself, so that its trace shows the setup.
+    let traced = cowbreak_mm::record::is_on()
+        || tracing::enabled!(target: "cowbreak::scenario", tracing::Level::TRACE);
+    // Either way the kernel is made before any model thread exists (and the steps it
+    // took do not count toward the step bound: see `without_scheduling`).
+    let k = cowbreak_sync::without_scheduling(|| match kept.filter(|_| !traced) {
+        None => boot(),
+        Some(kept) => match kept.with(|k| k.as_mut().map(Kernel::snapshot)) {
+            Some(k) => k,
+            None => {
+                let mut k = boot();
+                let copy = k.snapshot();
+                kept.with(|kept| *kept = Some(copy));
+                k
+            }
+        },
     });
+    let k = Arc::new(k);
     let ready: Arc<Vec<Event>> = Arc::new(sc.processes.iter().map(|_| Event::new()).collect());
     let points: Arc<Vec<Event>> = Arc::new(sc.points.iter().map(|_| Event::new()).collect());
     let groups: Arc<Ghost<Vec<Group>>> = Arc::new(Ghost::new(

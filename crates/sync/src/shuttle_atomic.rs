@@ -83,7 +83,10 @@ fn point(object: usize, write: bool) {
 /// Run `f` with atomic accesses that are not scheduling points. Only for code that runs
 /// while no other model thread exists (a scenario's setup before it spawns its threads):
 /// there nothing could be interleaved, so leaving the points out changes no outcome,
-/// only the cost. Locks taken in `f` are still the backend's (one forced step each).
+/// only the cost. Locks taken in `f` are still the backend's (one forced step each),
+/// but they do not count toward the execution's step bound (`steps_max`): whether a
+/// setup ran or its result was copied (`Snapshot`), an execution that does not finish
+/// is cut after the same steps of its threads.
 pub fn without_scheduling<R>(f: impl FnOnce() -> R) -> R {
     struct Reset(bool);
     impl Drop for Reset {
@@ -91,8 +94,14 @@ pub fn without_scheduling<R>(f: impl FnOnce() -> R) -> R {
             UNSCHEDULED.with(|u| u.set(self.0));
         }
     }
-    let _reset = Reset(UNSCHEDULED.with(|u| u.replace(true)));
-    f()
+    let reset = Reset(UNSCHEDULED.with(|u| u.replace(true)));
+    let r = f();
+    let outermost = !reset.0;
+    drop(reset);
+    if outermost && shuttle_engine::current::try_get_current_task().is_some() {
+        shuttle_engine::current::reset_step_count();
+    }
+    r
 }
 
 /// A fence: nothing under shuttle, which runs one task at a time and is sequentially
@@ -222,6 +231,10 @@ impl AtomicBool {
     pub fn swap(&self, v: bool, _o: Ordering) -> bool {
         point(self.addr(), true);
         self.0.swap(v, Ordering::SeqCst)
+    }
+    /// Exclusive access: not a scheduling point (nobody else can see it).
+    pub fn get_mut(&mut self) -> &mut bool {
+        self.0.get_mut()
     }
     /// The value, consuming the atomic: not a scheduling point.
     pub fn into_inner(self) -> bool {

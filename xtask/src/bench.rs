@@ -162,7 +162,9 @@ fn spread(mut v: Vec<f64>) -> (f64, f64, f64) {
 }
 
 /// One scheduler's throughput on one scenario, the model and bare shuttle side by side:
-/// `reps` runs each, alternated so that both see the same machine.
+/// `reps` runs each, alternated so that both see the same machine. A third run in each
+/// repetition is the model booting and setting up the kernel in every execution
+/// (`Scenario::execution_from(config, false)`), the baseline of the setup copy.
 fn cost(
     sc: &Scenario,
     config: &cowbreak_mm::KernelConfig,
@@ -175,7 +177,7 @@ fn cost(
         // throughput to measure.
         return Value::Null;
     }
-    let (mut model_t, mut bare_t) = (Vec::new(), Vec::new());
+    let (mut model_t, mut bare_t, mut booted_t) = (Vec::new(), Vec::new(), Vec::new());
     let mut out = None;
     let mut shape = None;
     for _ in 0..reps {
@@ -192,6 +194,12 @@ fn cost(
         let t = Instant::now();
         bare(strategy, budget, threads, ops, false);
         bare_t.push(t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        explore_shuttle(
+            &throughput(strategy, budget),
+            sc.execution_from(config.clone(), false),
+        );
+        booted_t.push(t.elapsed().as_secs_f64());
     }
     let out = out.expect("at least one repetition");
     let (threads, ops) = shape.expect("at least one repetition");
@@ -201,7 +209,7 @@ fn cost(
         let n = n.max(1) as f64 / 1e9;
         (t.0 / n, t.1 / n, t.2 / n)
     };
-    let (m, b) = (spread(model_t), spread(bare_t));
+    let (m, b, booted) = (spread(model_t), spread(bare_t), spread(booted_t));
     let (m_step, b_step) = (per(m, out.steps), per(b, bare_points));
     // A scenario whose threads never run side by side makes no decisions: no figure.
     let nan = (f64::NAN, f64::NAN, f64::NAN);
@@ -222,6 +230,11 @@ fn cost(
         "steps_per_execution": out.steps as f64 / execs,
         "decisions_per_execution": out.decisions as f64 / execs,
         "exec_per_s": {"min": execs / m.2, "median": execs / m.1, "max": execs / m.0},
+        "setup_copy": {
+            "exec_per_s_booting_every_execution":
+                {"min": execs / booted.2, "median": execs / booted.1, "max": execs / booted.0},
+            "speedup": booted.1 / m.1,
+        },
         "model_ns_per_step": trip(m_step),
         "bare_ns_per_step": trip(b_step),
         "ratio_per_step": m_step.1 / b_step.1,
@@ -311,15 +324,18 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
     let mut rows = Vec::new();
     println!(
         "throughput: {} executions a run, {} runs each, alternated with bare shuttle (its own \
-         atomics and scheduler, the same threads and scheduling points); medians\n",
+         atomics and scheduler, the same threads and scheduling points) and with the model \
+         booting and setting up in every execution (`copy`: random's exec/s with the setup \
+         copied, against that); medians\n",
         args.budget, args.reps
     );
     println!(
-        "{:<40} {:>7} {:>7} {:>8}   {:>7} {:>7} {:>6}   {:>7} {:>7} {:>6}   {:>8} {:>8} {:>6}",
+        "{:<40} {:>7} {:>7} {:>8} {:>6}   {:>7} {:>7} {:>6}   {:>7} {:>7} {:>6}   {:>8} {:>8} {:>6}",
         "scenario (era)",
         "steps",
         "decis.",
         "exec/s",
+        "copy",
         "rnd ns",
         "bare",
         "ratio",
@@ -345,11 +361,12 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
         let f = |v: &Value, k: &str| v[k].as_f64().unwrap_or(f64::NAN);
         let med = |v: &Value, k: &str| v[k]["median"].as_f64().unwrap_or(f64::NAN);
         println!(
-            "{:<40} {:>7.0} {:>7.0} {:>8.0}   {:>7.0} {:>7.0} {:>5.2}x   {:>7.0} {:>7.0} {:>5.2}x   {:>8.0} {:>8.0} {:>5.2}x",
+            "{:<40} {:>7.0} {:>7.0} {:>8.0} {:>5.2}x   {:>7.0} {:>7.0} {:>5.2}x   {:>7.0} {:>7.0} {:>5.2}x   {:>8.0} {:>8.0} {:>5.2}x",
             format!("{} ({era})", sc.name),
             f(&random, "steps_per_execution"),
             f(&random, "decisions_per_execution"),
             med(&random, "exec_per_s"),
+            random["setup_copy"]["speedup"].as_f64().unwrap_or(f64::NAN),
             med(&random, "model_ns_per_step"),
             med(&random, "bare_ns_per_step"),
             f(&random, "ratio_per_step"),

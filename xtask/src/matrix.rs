@@ -656,7 +656,7 @@ fn run_cell(
         None
     };
     let proven = probed_clean && matches!(&loom, Some((l, true, _)) if l.violations.is_empty());
-    let (mut violations, executions, mut traces, mut reads) = if proven {
+    let (mut violations, executions, mut traces, pct_reads) = if proven {
         (
             Vec::new(),
             args.probe.min(args.budget) as u64,
@@ -679,6 +679,10 @@ fn run_cell(
             r.campaign.reads,
         )
     };
+    // The cell's outcome depends on every exploration that steered it: the probe and
+    // loom (which decide whether PCT's budget runs) as well as PCT, even where PCT's
+    // findings are the ones kept.
+    let reads = pct_reads | probe_reads | loom.as_ref().map_or(0, |l| l.2);
     let mut checked = format!(
         "PCT d={} seed {}, {} executions{}, sampled",
         args.depth,
@@ -688,7 +692,7 @@ fn run_cell(
     );
     // loom's findings count where PCT's whole budget found nothing, as when loom ran only
     // after it: a cell PCT breaks reads as PCT found it.
-    if let Some((l, exhaustive, loom_reads)) = loom.filter(|_| weak || violations.is_empty()) {
+    if let Some((l, exhaustive, _)) = loom.filter(|_| weak || violations.is_empty()) {
         let mut extra = Vec::new();
         for v in l.violations {
             let same = |k: &campaign::Reported| {
@@ -699,7 +703,6 @@ fn run_cell(
                 extra.push(v);
             }
         }
-        reads |= loom_reads;
         traces.extend(crate::check::write_traces(&req, &extra, dir)?);
         violations.extend(extra);
         checked.push_str(&if exhaustive {

@@ -21,14 +21,15 @@ pub struct Args {
     #[command(flatten)]
     target: cli::Target,
     /// How to explore: pct, random, urw, pos (partial order sampling over the objects
-    /// each step touches), dfs (shuttle) or loom (exhaustive within a preemption bound,
-    /// weak memory); default: the scenario's `backend` line, else pct.
-    #[arg(long, value_parser = ["pct", "random", "urw", "pos", "dfs", "loom"])]
+    /// each step touches), surw (a uniform random walk over the steps on objects two
+    /// tasks touch), dfs (shuttle) or loom (exhaustive within a preemption bound, weak
+    /// memory); default: the scenario's `backend` line, else pct.
+    #[arg(long, value_parser = ["pct", "random", "urw", "pos", "surw", "dfs", "loom"])]
     backend: Option<String>,
     /// Executions to run (shuttle backends): the campaign's budget [default: 10000].
     #[arg(long, alias = "iterations")]
     budget: Option<usize>,
-    /// Seed of the scheduler's randomness (random, pct, urw, pos) [default: 0].
+    /// Seed of the scheduler's randomness (random, pct, urw, pos, surw) [default: 0].
     #[arg(long)]
     seed: Option<u64>,
     /// PCT bug depth (pct only) [default: 3].
@@ -62,6 +63,7 @@ pub fn strategy(backend: &str, depth: usize) -> Strategy {
         "random" => Strategy::Random,
         "urw" => Strategy::Urw,
         "pos" => Strategy::Pos,
+        "surw" => Strategy::Surw,
         "dfs" => Strategy::Dfs,
         _ => Strategy::Pct { depth },
     }

@@ -104,6 +104,7 @@ pub fn strategy_name(s: Strategy) -> &'static str {
         Strategy::Pct { .. } => "pct",
         Strategy::Urw => "urw",
         Strategy::Pos => "pos",
+        Strategy::Surw => "surw",
         Strategy::Dfs => "dfs",
     }
 }

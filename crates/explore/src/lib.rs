@@ -7,7 +7,7 @@
 //!
 //! | build | function | what it explores |
 //! |---|---|---|
-//! | default | [`explore_shuttle`] | random, PCT, URW, POS or DFS schedules, seeded; each violation comes with its replayable schedule |
+//! | default | [`explore_shuttle`] | random, PCT, URW, POS, SURW or DFS schedules, seeded; each violation comes with its replayable schedule |
 //! | `--cfg loom` | `explore_loom` | every interleaving within a preemption bound, under C11 weak memory |
 //! | `--cfg cowbreak_stress` | `explore_stress` | the same execution on real threads, over and over |
 
@@ -31,6 +31,8 @@ mod pos;
 mod shuttle_backend;
 #[cfg(all(not(loom), cowbreak_stress))]
 mod stress_backend;
+#[cfg(all(not(loom), not(cowbreak_stress)))]
+mod surw;
 
 pub mod trace_build;
 

@@ -1,4 +1,4 @@
-//! shuttle: randomized campaigns (random, PCT, URW, DFS) and exact replay.
+//! shuttle: randomized campaigns (random, PCT, URW, POS, SURW, DFS) and exact replay.
 //!
 //! A recording wrapper around the chosen scheduler keeps every decision of the current
 //! execution, so whatever breaks comes with a schedule that
@@ -38,6 +38,9 @@ pub enum Strategy {
     /// Partial order sampling over the objects the model's steps touch (Yuan et al.,
     /// CAV 2018): see `pos.rs`.
     Pos,
+    /// Selectively uniform random walk over the steps on objects that two tasks touch
+    /// (Zhao et al., ASPLOS 2025): see `surw.rs`.
+    Surw,
 }
 
 /// A shuttle campaign's settings.
@@ -334,6 +337,7 @@ where
         Strategy::Urw => Box::new(UrwRandomScheduler::new_from_seed(cfg.seed, cfg.iterations)),
         Strategy::Dfs => Box::new(DfsScheduler::new(Some(cfg.iterations), false)),
         Strategy::Pos => Box::new(crate::pos::PosScheduler::new(cfg.seed, cfg.iterations)),
+        Strategy::Surw => Box::new(crate::surw::SurwScheduler::new(cfg.seed, cfg.iterations)),
     };
     let schedule = Rc::new(RefCell::new(Schedule::new(0)));
     let sched = Recording {
@@ -344,9 +348,9 @@ where
         stop_after_first: cfg.stop_after_first,
         control,
     };
-    // URW counts every event of a task, POS keeps every task's pending access: both
-    // see the forced steps too.
-    let show_forced = matches!(cfg.strategy, Strategy::Urw | Strategy::Pos);
+    // URW counts every event of a task, POS and SURW keep every task's pending access
+    // (SURW learns from every access): they see the forced steps too.
+    let show_forced = matches!(cfg.strategy, Strategy::Urw | Strategy::Pos | Strategy::Surw);
     let (runner, points) = runner(sched, steps_max, show_forced);
     let result = quietly(|| catch_unwind(AssertUnwindSafe(|| runner.run(body))));
     // A failed execution leaks its tasks (and their clones of `shared`): take the

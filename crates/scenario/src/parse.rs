@@ -46,7 +46,7 @@ pub const HEADER_KEYWORDS: &[&str] = &[
 ];
 
 /// The explorers a `backend` line may name.
-pub const BACKENDS: &[&str] = &["pct", "random", "urw", "pos", "dfs", "loom"];
+pub const BACKENDS: &[&str] = &["pct", "random", "urw", "pos", "surw", "dfs", "loom"];
 
 /// The operation keywords.
 pub const OP_KEYWORDS: &[&str] = &[

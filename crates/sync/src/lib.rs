@@ -7,7 +7,7 @@
 //! | build | backend | what it is for |
 //! |---|---|---|
 //! | `--cfg loom` | [loom](https://docs.rs/loom) | exhaustive exploration within a preemption bound, C11 weak memory |
-//! | default | [shuttle](https://docs.rs/shuttle) | randomized campaigns (random, PCT, URW, POS, DFS) and exact replay |
+//! | default | [shuttle](https://docs.rs/shuttle) | randomized campaigns (random, PCT, URW, POS, SURW, DFS) and exact replay |
 //! | `--cfg cowbreak_stress` | `std` | real OS threads: the stress baseline a kernel developer would otherwise use |
 //!
 //! Architecture invariant: nothing else in the workspace names loom, shuttle or

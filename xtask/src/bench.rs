@@ -389,6 +389,7 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
         ("random", Strategy::Random),
         ("urw", Strategy::Urw),
         ("pos", Strategy::Pos),
+        ("surw", Strategy::Surw),
     ];
     print!("{:<40}", "scenario (era)");
     for (name, _) in &strategies {
@@ -485,9 +486,10 @@ fn scale(arch: Arch, args: &Args) -> Result<Value, Fail> {
         ("pct3", Strategy::Pct { depth: 3 }),
         ("urw", Strategy::Urw),
         ("pos", Strategy::Pos),
+        ("surw", Strategy::Surw),
     ];
     println!(
-        "{:<22} {:>7} {:>5} {:>7} {:>7} {:>8} {:>7} {:>7} {:>6}   {:<26} {:<26} {:<26}",
+        "{:<22} {:>7} {:>5} {:>7} {:>7} {:>8} {:>7} {:>7} {:>6}   {:<26} {:<26} {:<26} {:<26}",
         "scenario",
         "threads",
         "pages",
@@ -499,7 +501,8 @@ fn scale(arch: Arch, args: &Args) -> Result<Value, Fail> {
         "ratio",
         "PCT d=3 first",
         "URW first",
-        "POS first"
+        "POS first",
+        "SURW first"
     );
     let mut rows = Vec::new();
     for sc in &scenarios {

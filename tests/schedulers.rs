@@ -230,6 +230,66 @@ fn a_snapshot_of_the_setup_changes_no_exploration() {
     );
 }
 
+/// SURW knows an object across executions by its key: its region (of those the
+/// execution names, `Kernel::regions`) and its offset there. A kernel and its copy,
+/// which live at other addresses, give each page's refcount, mapcount and flags, and
+/// each mm's PMD entry, the same key; different objects get different keys; an address
+/// outside every region has none. On `fast-gup-vs-fork` (v5.9, x86), in one shuttle
+/// execution.
+#[test]
+fn an_object_has_the_same_key_in_a_kernel_and_its_copy() {
+    use cowbreak::sync::{object_key, set_regions};
+    let sc = library::find("fast-gup-vs-fork").unwrap();
+    let config = sc.kernel_config(sc.policy(Era::V5_9, Arch::X86), Arch::X86);
+    let cfg = ShuttleConfig {
+        strategy: Strategy::Random,
+        iterations: 1,
+        seed: 0,
+        steps_max: 20_000,
+        stop_after_first: false,
+    };
+    let keys = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let out = std::sync::Arc::clone(&keys);
+    explore_shuttle(&cfg, move || {
+        let mut k = sc.boot(&config);
+        let copy = k.snapshot();
+        let mut all = Vec::new();
+        for kernel in [&k, &copy] {
+            set_regions(kernel.regions());
+            let mut these = Vec::new();
+            for pfn in 2..config.nr_frames as u32 {
+                let page = kernel.frames.page(pfn);
+                for a in [
+                    &page.refcount as *const _ as usize,
+                    &page.mapcount as *const _ as usize,
+                ] {
+                    these.push(object_key(a));
+                }
+                these.push(object_key(&page.flags as *const _ as usize));
+            }
+            for mm in &kernel.mms {
+                these.push(object_key(&mm.pmd[0] as *const _ as usize));
+            }
+            let outside = 0usize;
+            these.push(object_key(&outside as *const usize as usize));
+            all.push(these);
+        }
+        set_regions(Vec::new());
+        *out.lock().unwrap() = all;
+        Vec::new()
+    });
+    let keys = keys.lock().unwrap();
+    let (kernel, copy) = (&keys[0], &keys[1]);
+    assert_eq!(kernel, copy);
+    let (outside, objects) = kernel.split_last().unwrap();
+    assert_eq!(*outside, None, "a local of the test is in no region");
+    let mut distinct: Vec<u64> = objects.iter().map(|k| k.expect("in a region")).collect();
+    let n = distinct.len();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert_eq!(distinct.len(), n, "every object its own key");
+}
+
 /// What the snapshot copies: on every built-in, era and architecture, a snapshot of a
 /// kernel just set up prints (`Debug`: every page, table, mm, lock, CPU,
 /// file and the oracle's state) exactly as that kernel does, and as a second kernel

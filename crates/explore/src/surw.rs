@@ -23,26 +23,30 @@
 //!
 //! - The model announces every step's object (the PTE slot, the page's refcount,
 //!   mapcount or flags word, the lock, the seqcount) and whether it writes
-//!   ([`cowbreak_sync::next_access`]), but addresses change from one execution to the
-//!   next. So an object is known by each task that touches it as its ordinal among the
-//!   distinct objects that task touched in the execution (the k-th object task t
-//!   touched), which follows the task's code. After each execution, every object that
-//!   two tasks touched, one of them writing, is added to the racing objects, as its
-//!   touchers' (task, ordinal) pairs.
+//!   ([`cowbreak_sync::next_access`]). Objects are fresh in every execution, so their
+//!   addresses change; an execution built by the scenario interpreter names the memory
+//!   its objects live in (the kernel, its frame and table pools, its mms, CPUs and
+//!   files, the scenario's events: [`cowbreak_sync::set_regions`]), and an object in
+//!   one is known by its key, its region and offset, which are the same in every
+//!   execution. An object outside them is known by each task that touches it as its
+//!   ordinal among the distinct objects that task touched (the k-th), which follows
+//!   the task's code but shifts when the task's path does.
+//! - After each execution, every object that two tasks touched, one of them writing,
+//!   joins the racing objects.
 //! - Each execution draws a fraction p uniformly from [0, 1) and takes each racing
 //!   object as interesting with probability p. With every racing object interesting,
 //!   every execution runs the same uninteresting steps first and samples only the
-//!   finest interleavings; measured over 50 seeds (`docs/schedulers.md`), that found
-//!   the fork race in 5 executions but the no-IPI munmap race in 535 (PCT: 44). A
-//!   sampled set leaves some racing objects' steps to run early, as whole blocks: the
-//!   munmap race fell to 31, and no built-in race got more than 1.6x worse.
+//!   finest interleavings: over 50 seeds (`docs/schedulers.md`) that found the fork
+//!   race in 5 executions but the no-IPI munmap race in 535 (PCT: 44). A sampled set
+//!   leaves some racing objects' steps to run early, as whole blocks, and found them in
+//!   8 and 31 (both figures with objects known by ordinals only).
 //! - The first execution knows nothing interesting and is a random walk, as URW's first
 //!   (estimating) execution is.
 //!
-//! The scheduler is seeded and uses nothing of the objects but their identity within an
-//! execution (racing objects are kept in an order of their own, not the addresses'), so
-//! a seed gives the same schedules every time; the schedules it makes are recorded and
-//! replayed like any other.
+//! The scheduler is seeded and uses nothing of an object's address but its identity
+//! within the execution and its offset in a named region (racing objects are kept in an
+//! order of their own, not the addresses'), so a seed gives the same schedules every
+//! time; the schedules it makes are recorded and replayed like any other.
 
 use cowbreak_sync::{next_access, Access};
 use rand::{Rng, SeedableRng};
@@ -56,6 +60,17 @@ use shuttle_engine::scheduler::{DataSource, RandomDataSource};
 const TASKS: usize = 16;
 /// No ordinal: the step is not one of the model's, or its task is not tracked.
 const NONE: u32 = u32::MAX;
+/// No key: the object is outside the regions the execution named.
+const NO_KEY: u64 = u64::MAX;
+
+/// How a racing object is known from one execution to the next.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Label {
+    /// Its place in the memory the execution named ([`cowbreak_sync::object_key`]).
+    Key(u64),
+    /// Its touchers' (task, ordinal) pairs.
+    Ordinals(Vec<(usize, u32)>),
+}
 
 /// One object's touches in the running execution.
 #[derive(Clone, Copy)]
@@ -65,6 +80,9 @@ struct Touches {
     /// The tasks that touched it, and those that wrote it, as bit sets.
     touched: u16,
     written: u16,
+    /// Its key ([`NO_KEY`] if none), and whether that key is interesting.
+    key: u64,
+    chosen: bool,
 }
 
 /// The SURW scheduler: `max_iterations` executions from `seed`.
@@ -74,25 +92,27 @@ pub(crate) struct SurwScheduler {
     data: RandomDataSource,
     iterations: usize,
     max_iterations: usize,
-    /// This execution's interesting events: by task, which of its ordinals are.
+    /// This execution's interesting objects: the keys, and by task, which of its
+    /// ordinals are (for objects without a key).
+    chosen: FxHashSet<u64>,
     interesting: Vec<Vec<bool>>,
     /// By task, the interesting events it ran in the previous execution.
     estimate: Vec<u32>,
     /// The running execution's objects, by address.
     objects: FxHashMap<usize, Touches>,
-    /// By task: distinct objects touched so far, and its accesses to each by ordinal.
-    touched: Vec<Vec<u32>>,
+    /// By task: distinct objects touched so far, as its accesses to each and the
+    /// object's key, by ordinal.
+    touched: Vec<Vec<(u32, u64)>>,
     /// By task: interesting events left (the estimate, less those run).
     remaining: Vec<u32>,
     /// By task: whether its pending event is interesting, and whether it yielded.
     hot: Vec<bool>,
     yielded: Vec<bool>,
-    /// Every object found racing so far, as its touchers' (task, ordinal) pairs, in the
-    /// order found; and the same as a set.
-    groups: Vec<Vec<(usize, u32)>>,
-    seen: FxHashSet<Vec<(usize, u32)>>,
+    /// Every object found racing so far, in the order found; and the same as a set.
+    groups: Vec<Label>,
+    seen: FxHashSet<Label>,
     /// The previous execution's accesses, by task and ordinal.
-    last: Vec<Vec<u32>>,
+    last: Vec<Vec<(u32, u64)>>,
 }
 
 impl std::fmt::Debug for Touches {
@@ -108,6 +128,7 @@ impl SurwScheduler {
             data: RandomDataSource::initialize(seed),
             iterations: 0,
             max_iterations,
+            chosen: Default::default(),
             interesting: Vec::new(),
             estimate: Vec::new(),
             objects: FxHashMap::default(),
@@ -135,20 +156,23 @@ impl SurwScheduler {
         }
     }
 
-    /// Note that task `t` is about to make `access`; its ordinal for the object.
-    fn note(&mut self, t: usize, access: Access) -> u32 {
+    /// Note that task `t` is about to make `access`; whether it is interesting.
+    fn note(&mut self, t: usize, access: Access) -> bool {
         if access.object == 0 || t >= TASKS {
-            return NONE;
+            return false;
         }
         let next = self.touched[t].len() as u32;
-        let entry = self
-            .objects
-            .entry(access.object)
-            .or_insert_with(|| Touches {
+        let chosen = &self.chosen;
+        let entry = self.objects.entry(access.object).or_insert_with(|| {
+            let key = cowbreak_sync::object_key(access.object).unwrap_or(NO_KEY);
+            Touches {
                 ordinal: [NONE; TASKS],
                 touched: 0,
                 written: 0,
-            });
+                key,
+                chosen: key != NO_KEY && chosen.contains(&key),
+            }
+        });
         let bit = 1u16 << t;
         entry.touched |= bit;
         if access.write {
@@ -156,43 +180,48 @@ impl SurwScheduler {
         }
         let ordinal = if entry.ordinal[t] == NONE {
             entry.ordinal[t] = next;
-            self.touched[t].push(0);
+            self.touched[t].push((0, entry.key));
             next
         } else {
             entry.ordinal[t]
         };
-        self.touched[t][ordinal as usize] += 1;
-        ordinal
+        self.touched[t][ordinal as usize].0 += 1;
+        if entry.key != NO_KEY {
+            entry.chosen
+        } else {
+            self.marked(t, ordinal)
+        }
     }
 
-    /// Whether task `t`'s event on its object `o` is interesting in this execution.
-    fn is_interesting(&self, t: usize, o: u32) -> bool {
-        o != NONE
-            && self
-                .interesting
-                .get(t)
-                .is_some_and(|i| i.get(o as usize).copied().unwrap_or(false))
+    /// Whether task `t`'s object `o` (one without a key) is interesting.
+    fn marked(&self, t: usize, o: u32) -> bool {
+        self.interesting
+            .get(t)
+            .is_some_and(|i| i.get(o as usize).copied().unwrap_or(false))
     }
 
     /// Add the objects that raced in the execution that just ended to the racing
     /// objects, and keep its access counts for the estimates.
     fn learn(&mut self) {
-        let mut found: Vec<Vec<(usize, u32)>> = Vec::new();
-        let mut group: Vec<(usize, u32)> = Vec::with_capacity(TASKS);
+        let mut found: Vec<Label> = Vec::new();
         for touches in self.objects.values() {
             // Two tasks touched it and one of them wrote: each toucher's access races
             // with another task's.
             if touches.touched.count_ones() < 2 || touches.written == 0 {
                 continue;
             }
-            group.clear();
-            group.extend(
-                (touches.ordinal.iter().enumerate())
-                    .filter(|(_, &o)| o != NONE)
-                    .map(|(t, &o)| (t, o)),
-            );
-            if !self.seen.contains(group.as_slice()) {
-                found.push(group.clone());
+            let label = if touches.key != NO_KEY {
+                Label::Key(touches.key)
+            } else {
+                Label::Ordinals(
+                    (touches.ordinal.iter().enumerate())
+                        .filter(|(_, &o)| o != NONE)
+                        .map(|(t, &o)| (t, o))
+                        .collect(),
+                )
+            };
+            if !self.seen.contains(&label) {
+                found.push(label);
             }
         }
         // In an order of their own, not the addresses'.
@@ -212,11 +241,19 @@ impl SurwScheduler {
         for marks in &mut self.interesting {
             marks.iter_mut().for_each(|m| *m = false);
         }
+        self.chosen.clear();
         for g in &self.groups {
             if !self.rng.gen_bool(p) {
                 continue;
             }
-            for &(t, o) in g {
+            let pairs = match g {
+                Label::Key(k) => {
+                    self.chosen.insert(*k);
+                    continue;
+                }
+                Label::Ordinals(pairs) => pairs,
+            };
+            for &(t, o) in pairs {
                 if self.interesting.len() <= t {
                     self.interesting.resize(t + 1, Vec::new());
                 }
@@ -229,12 +266,15 @@ impl SurwScheduler {
         }
         self.estimate.clear();
         for (t, counts) in self.last.iter().enumerate() {
-            let marks = self.interesting.get(t).map(Vec::as_slice).unwrap_or(&[]);
-            let n = counts
-                .iter()
-                .zip(marks)
-                .filter(|(_, &m)| m)
-                .map(|(&c, _)| c)
+            let n = (counts.iter().enumerate())
+                .filter(|&(o, &(_, key))| {
+                    if key != NO_KEY {
+                        self.chosen.contains(&key)
+                    } else {
+                        self.marked(t, o as u32)
+                    }
+                })
+                .map(|(_, &(c, _))| c)
                 .sum::<u32>();
             self.estimate.push(n);
         }
@@ -252,6 +292,9 @@ impl Scheduler for SurwScheduler {
         }
         self.iterations += 1;
         self.objects.clear();
+        // The execution names its regions afresh, if it has any: a previous one's
+        // would give its stale addresses keys.
+        cowbreak_sync::set_regions(Vec::new());
         // Keep the tasks' buffers: `know` makes room for as many as the execution has.
         self.touched.iter_mut().for_each(Vec::clear);
         self.remaining.clear();
@@ -269,8 +312,7 @@ impl Scheduler for SurwScheduler {
         if let Some(c) = current {
             let c = usize::from(c);
             self.know(c);
-            let ordinal = self.note(c, next_access());
-            self.hot[c] = self.is_interesting(c, ordinal);
+            self.hot[c] = self.note(c, next_access());
             self.yielded[c] = is_yielding;
         }
         // Runnable tasks at an uninteresting event, and the weight of those at an

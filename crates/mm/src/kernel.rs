@@ -127,6 +127,28 @@ pub struct Kernel {
 }
 
 impl Kernel {
+    /// The memory this kernel's objects live in, in the same order for every kernel
+    /// with the same configuration: the kernel itself, its frames, tables, mms, CPUs,
+    /// files and each file's page-cache array. For [`cowbreak_sync::set_regions`].
+    pub fn regions(&self) -> Vec<(usize, usize)> {
+        fn of<T>(v: &[T]) -> (usize, usize) {
+            (v.as_ptr() as usize, std::mem::size_of_val(v))
+        }
+        let mut r = vec![
+            (
+                self as *const Kernel as usize,
+                std::mem::size_of::<Kernel>(),
+            ),
+            self.frames.region(),
+            self.tables.region(),
+            of(&self.mms),
+            of(&self.cpus),
+            of(&self.files),
+        ];
+        r.extend(self.files.iter().map(|f| of(&f.xa)));
+        r
+    }
+
     /// Boot: pools, mm 0 with an empty address space, files read into the page cache.
     ///
     /// Panics if the page cache does not fit in the frame pool: that is a configuration

@@ -269,6 +269,14 @@ pub struct TablePool {
 }
 
 impl TablePool {
+    /// The memory the tables live in: (address, length).
+    pub fn region(&self) -> (usize, usize) {
+        (
+            self.tables.as_ptr() as usize,
+            std::mem::size_of_val(self.tables.as_slice()),
+        )
+    }
+
     /// A pool of `n` tables, all free.
     pub fn new(n: usize) -> Self {
         TablePool {

@@ -70,7 +70,16 @@ pub mod atomic {
 }
 
 #[cfg(all(not(loom), not(cowbreak_stress)))]
-pub use shuttle_atomic::{next_access, Access};
+pub use shuttle_atomic::{next_access, object_key, Access};
+
+/// Name the memory the running execution's objects live in (shuttle only, for the
+/// schedulers that learn which objects race across executions; elsewhere nothing).
+pub fn set_regions(regions: Vec<(usize, usize)>) {
+    #[cfg(all(not(loom), not(cowbreak_stress)))]
+    shuttle_atomic::set_regions(regions);
+    #[cfg(any(loom, cowbreak_stress))]
+    drop(regions);
+}
 
 /// Run `f`, which takes or waits on the object at `object`, so that a scheduler asked
 /// inside it knows what the step is about ([`next_access`], shuttle only).

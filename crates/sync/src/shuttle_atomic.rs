@@ -26,6 +26,28 @@ thread_local! {
     /// The access the running task is about to make, while it is at the scheduling point
     /// before it: what a scheduler asked at that point may read with [`next_access`].
     static NEXT: Cell<Access> = const { Cell::new(Access::UNKNOWN) };
+    /// The running execution's regions ([`set_regions`]).
+    static REGIONS: std::cell::RefCell<Vec<(usize, usize)>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Name the memory the running execution's objects live in, as (address, length)
+/// ranges in an order that is the same in every execution (the kernel, its frame pool,
+/// its table pool, ...). Objects are fresh in every execution, so their addresses
+/// change; their place in a region does not: [`object_key`] gives it.
+pub fn set_regions(regions: Vec<(usize, usize)>) {
+    REGIONS.with(|r| *r.borrow_mut() = regions);
+}
+
+/// The object at `address` as (its region's index << 40 | its offset in the region),
+/// the same in every execution; `None` outside every region.
+pub fn object_key(address: usize) -> Option<u64> {
+    REGIONS.with(|r| {
+        let r = r.borrow();
+        let i = r
+            .iter()
+            .position(|&(base, len)| address >= base && address - base < len)?;
+        Some(((i as u64) << 40) | (address - r[i].0) as u64)
+    })
 }
 
 /// What a task is about to do at a scheduling point: the object (its address, stable for

@@ -395,6 +395,7 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
     for (name, _) in &strategies {
         print!(" {:<26}", name);
     }
+    print!(" {:<9} {:<9}", "best/pos", "best/surw");
     println!();
     for (sc, era, kind, config, random, pct) in table {
         let mut firsts = serde_json::Map::new();
@@ -462,6 +463,25 @@ fn first_violations(
             "median": first.median, "p90": first.p90}),
         );
     }
+    // The yardstick: the best median of PCT (d=2, d=3) and URW, over each of our
+    // own schedulers' (above 1: ours needs fewer executions).
+    let median = |name: &str| firsts.get(name).and_then(|f| f["median"].as_f64());
+    let best = ["pct2", "pct3", "urw"]
+        .into_iter()
+        .filter_map(median)
+        .fold(f64::INFINITY, f64::min);
+    if best.is_finite() {
+        let mut against = serde_json::Map::new();
+        against.insert("best_median".into(), json!(best));
+        for ours in ["pos", "surw"] {
+            if let Some(m) = median(ours) {
+                let ratio = best / m.max(1.0);
+                print!(" {:<9}", format!("{ratio:.2}x"));
+                against.insert(ours.into(), json!(ratio));
+            }
+        }
+        firsts.insert("best_of_pct_and_urw_over".into(), Value::Object(against));
+    }
     firsts
 }
 
@@ -489,7 +509,7 @@ fn scale(arch: Arch, args: &Args) -> Result<Value, Fail> {
         ("surw", Strategy::Surw),
     ];
     println!(
-        "{:<22} {:>7} {:>5} {:>7} {:>7} {:>8} {:>7} {:>7} {:>6}   {:<26} {:<26} {:<26} {:<26}",
+        "{:<22} {:>7} {:>5} {:>7} {:>7} {:>8} {:>7} {:>7} {:>6}   {:<26} {:<26} {:<26} {:<26} {:<9} {:<9}",
         "scenario",
         "threads",
         "pages",
@@ -502,7 +522,9 @@ fn scale(arch: Arch, args: &Args) -> Result<Value, Fail> {
         "PCT d=3 first",
         "URW first",
         "POS first",
-        "SURW first"
+        "SURW first",
+        "best/pos",
+        "best/surw"
     );
     let mut rows = Vec::new();
     for sc in &scenarios {

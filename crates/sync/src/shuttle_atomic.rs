@@ -52,7 +52,7 @@ pub fn object_key(address: usize) -> Option<u64> {
 
 /// What a task is about to do at a scheduling point: the object (its address, stable for
 /// the execution) and whether it writes. Schedulers that reason about conflicting
-/// accesses (POS) read it; the model never does.
+/// accesses (POS, SURW) read it; the model never does.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct Access {
     /// The object's address; 0 when the step is not one of ours (shuttle's own points:

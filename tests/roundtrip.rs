@@ -155,3 +155,26 @@ fn chunk_results_merge_to_the_same_campaign_in_any_order() {
     assert_eq!(sig(&back), sig(&forward));
     assert_eq!(back.done, forward.done);
 }
+
+/// The switches a saved exploration read, as the campaign and matrix state files and the
+/// loom runner's report write them: names back to the same bits, a missing list as
+/// every switch (a file from before the list), and a name this build does not know, or
+/// a name that is not a string, as an error.
+#[test]
+fn switches_read_round_trip_through_their_names() {
+    use cowbreak::mm::{SwitchReads, SWITCHES};
+    use serde_json::json;
+    let bits = 0b1011 | 1 << (SWITCHES.len() - 1);
+    let names = SwitchReads::names(bits);
+    assert_eq!(names.len(), 4);
+    let v = json!({ "switches_read": names });
+    assert_eq!(campaign::switches_read_from_json(&v), Ok(bits));
+    assert_eq!(
+        campaign::switches_read_from_json(&json!({ "switches_read": [] })),
+        Ok(0)
+    );
+    assert_eq!(campaign::switches_read_from_json(&json!({})), Ok(u64::MAX));
+    for bad in [json!(["no_such_switch"]), json!([3])] {
+        assert!(campaign::switches_read_from_json(&json!({ "switches_read": bad })).is_err());
+    }
+}

@@ -136,15 +136,7 @@ impl Cell {
         (scenarios.get(scenario)?.name == v["scenario"].as_str()?).then_some(())?;
         let era = Era::from_name(v["era"].as_str()?).ok()?;
         let arch = Arch::from_name(v["arch"].as_str()?).ok()?;
-        let reads = match v["switches_read"].as_array() {
-            Some(names) => cowbreak_mm::SwitchReads::from_names(
-                names
-                    .iter()
-                    .map(Value::as_str)
-                    .collect::<Option<Vec<_>>>()?,
-            )?,
-            None => u64::MAX,
-        };
+        let reads = campaign::switches_read_from_json(v).ok()?;
         let reused = match v["explored_as"].as_str() {
             Some(e) => Some(Era::from_name(e).ok()?),
             None => None,

@@ -185,6 +185,23 @@ impl CheckRequest {
     }
 }
 
+/// The switches a saved exploration read, from its JSON's `switches_read` list of
+/// names (campaign and matrix state files, the loom runner's report). A missing list
+/// means every switch, as an exploration from before the list existed may have read
+/// any; `Err` says what is wrong with a list that is there. Each caller decides what a
+/// bad list costs it: an error, a cell explored again, or every switch.
+pub fn switches_read_from_json(v: &serde_json::Value) -> Result<u64, &'static str> {
+    let Some(names) = v["switches_read"].as_array() else {
+        return Ok(u64::MAX);
+    };
+    names
+        .iter()
+        .map(serde_json::Value::as_str)
+        .collect::<Option<Vec<_>>>()
+        .and_then(cowbreak_mm::SwitchReads::from_names)
+        .ok_or("`switches_read` names a switch that does not exist")
+}
+
 /// A short, stable hash of a scenario's text (FNV-1a, 64 bits, as 8 hex digits): tells
 /// two scenario files of the same name apart in trace names and state files.
 pub fn scenario_hash(text: &str) -> String {
@@ -409,15 +426,7 @@ impl Campaign {
     pub fn from_json(v: &serde_json::Value) -> Result<Campaign, String> {
         let mut c = Campaign {
             single_schedule: v["single_schedule"].as_bool().unwrap_or(false),
-            reads: match v["switches_read"].as_array() {
-                Some(names) => names
-                    .iter()
-                    .map(|n| n.as_str())
-                    .collect::<Option<Vec<_>>>()
-                    .and_then(cowbreak_mm::SwitchReads::from_names)
-                    .ok_or("`switches_read` names a switch that does not exist")?,
-                None => u64::MAX,
-            },
+            reads: switches_read_from_json(v)?,
             ..Campaign::default()
         };
         for d in v["done"].as_array().ok_or("no `done`")? {

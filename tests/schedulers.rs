@@ -8,16 +8,20 @@ use cowbreak::explore::{explore_shuttle, replay_shuttle, Outcome, ShuttleConfig,
 use cowbreak::mm::{Arch, Era, ViolationKind};
 use cowbreak::scenario::{library, parse, Scenario};
 
-fn run(sc: &Scenario, era: Era, strategy: Strategy, iterations: usize, seed: u64) -> Outcome {
-    let config = sc.kernel_config(sc.policy(era, Arch::X86), Arch::X86);
-    let cfg = ShuttleConfig {
+/// A campaign's settings: `iterations` executions of `strategy` from `seed`.
+fn campaign(strategy: Strategy, iterations: usize, seed: u64) -> ShuttleConfig {
+    ShuttleConfig {
         strategy,
         iterations,
         seed,
         steps_max: 20_000,
         stop_after_first: false,
-    };
-    explore_shuttle(&cfg, sc.execution(config))
+    }
+}
+
+fn run(sc: &Scenario, era: Era, strategy: Strategy, iterations: usize, seed: u64) -> Outcome {
+    let config = sc.kernel_config(sc.policy(era, Arch::X86), Arch::X86);
+    explore_shuttle(&campaign(strategy, iterations, seed), sc.execution(config))
 }
 
 /// The same two threads after a setup that writes 1 page and after one that writes 48:
@@ -188,13 +192,7 @@ fn a_snapshot_of_the_setup_changes_no_exploration() {
         for era in [Era::V4_8, Era::V6_4, Era::V6_12] {
             let config = sc.kernel_config(sc.policy(era, Arch::X86), Arch::X86);
             for strategy in strategies {
-                let cfg = ShuttleConfig {
-                    strategy,
-                    iterations: 40,
-                    seed: 7,
-                    steps_max: 20_000,
-                    stop_after_first: false,
-                };
+                let cfg = campaign(strategy, 40, 7);
                 let kept = explore_shuttle(&cfg, sc.execution(config.clone()));
                 let booted = explore_shuttle(&cfg, sc.execution_from(config.clone(), false));
                 let what = format!("{} on {} with {:?}", sc.name, era.name(), strategy);
@@ -241,13 +239,7 @@ fn an_object_has_the_same_key_in_a_kernel_and_its_copy() {
     use cowbreak::sync::{object_key, set_regions};
     let sc = library::find("fast-gup-vs-fork").unwrap();
     let config = sc.kernel_config(sc.policy(Era::V5_9, Arch::X86), Arch::X86);
-    let cfg = ShuttleConfig {
-        strategy: Strategy::Random,
-        iterations: 1,
-        seed: 0,
-        steps_max: 20_000,
-        stop_after_first: false,
-    };
+    let cfg = campaign(Strategy::Random, 1, 0);
     let keys = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let out = std::sync::Arc::clone(&keys);
     explore_shuttle(&cfg, move || {
@@ -303,13 +295,7 @@ fn a_snapshot_is_the_kernel_setup_leaves() {
             .flat_map(|e| [(e, Arch::X86), (e, Arch::Arm64)])
         {
             let config = sc.kernel_config(sc.policy(era, arch), arch);
-            let cfg = ShuttleConfig {
-                strategy: Strategy::Random,
-                iterations: 1,
-                seed: 0,
-                steps_max: 20_000,
-                stop_after_first: false,
-            };
+            let cfg = campaign(Strategy::Random, 1, 0);
             let (sc2, what) = (
                 sc.clone(),
                 format!("{} on {} {}", sc.name, era.name(), arch.name()),

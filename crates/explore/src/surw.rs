@@ -73,7 +73,7 @@ enum Label {
 }
 
 /// One object's touches in the running execution.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 struct Touches {
     /// Each task's ordinal for the object, [`NONE`] if it has not touched it.
     ordinal: [u32; TASKS],
@@ -113,12 +113,6 @@ pub(crate) struct SurwScheduler {
     seen: FxHashSet<Label>,
     /// The previous execution's accesses, by task and ordinal.
     last: Vec<Vec<(u32, u64)>>,
-}
-
-impl std::fmt::Debug for Touches {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "touched={:#x} written={:#x}", self.touched, self.written)
-    }
 }
 
 impl SurwScheduler {
@@ -294,7 +288,7 @@ impl Scheduler for SurwScheduler {
         self.objects.clear();
         // The execution names its regions afresh, if it has any: a previous one's
         // would give its stale addresses keys.
-        cowbreak_sync::set_regions(Vec::new());
+        cowbreak_sync::set_regions([]);
         // Keep the tasks' buffers: `know` makes room for as many as the execution has.
         self.touched.iter_mut().for_each(Vec::clear);
         self.remaining.clear();

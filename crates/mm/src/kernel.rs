@@ -130,23 +130,18 @@ impl Kernel {
     /// The memory this kernel's objects live in, in the same order for every kernel
     /// with the same configuration: the kernel itself, its frames, tables, mms, CPUs,
     /// files and each file's page-cache array. For [`cowbreak_sync::set_regions`].
-    pub fn regions(&self) -> Vec<(usize, usize)> {
-        fn of<T>(v: &[T]) -> (usize, usize) {
-            (v.as_ptr() as usize, std::mem::size_of_val(v))
-        }
-        let mut r = vec![
-            (
-                self as *const Kernel as usize,
-                std::mem::size_of::<Kernel>(),
-            ),
+    pub fn regions(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
+        use cowbreak_sync::region_of;
+        [
+            region_of(std::slice::from_ref(self)),
             self.frames.region(),
             self.tables.region(),
-            of(&self.mms),
-            of(&self.cpus),
-            of(&self.files),
-        ];
-        r.extend(self.files.iter().map(|f| of(&f.xa)));
-        r
+            region_of(&self.mms),
+            region_of(&self.cpus),
+            region_of(&self.files),
+        ]
+        .into_iter()
+        .chain(self.files.iter().map(|f| region_of(&f.xa)))
     }
 
     /// Boot: pools, mm 0 with an empty address space, files read into the page cache.

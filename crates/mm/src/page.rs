@@ -157,10 +157,7 @@ pub struct FramePool {
 impl FramePool {
     /// The memory the frames' `struct page`s live in: (address, length).
     pub fn region(&self) -> (usize, usize) {
-        (
-            self.pages.as_ptr() as usize,
-            std::mem::size_of_val(self.pages.as_slice()),
-        )
+        cowbreak_sync::region_of(&self.pages)
     }
 
     /// A pool of `n` frames; frames 0 and 1 are the zero pages, the rest are free.

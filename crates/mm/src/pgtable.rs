@@ -271,10 +271,7 @@ pub struct TablePool {
 impl TablePool {
     /// The memory the tables live in: (address, length).
     pub fn region(&self) -> (usize, usize) {
-        (
-            self.tables.as_ptr() as usize,
-            std::mem::size_of_val(self.tables.as_slice()),
-        )
+        cowbreak_sync::region_of(&self.tables)
     }
 
     /// A pool of `n` tables, all free.

@@ -164,11 +164,10 @@ fn run(
     ));
     // Where the objects the threads step on live, for schedulers that learn across
     // executions which of them race (SURW).
-    let mut regions = k.regions();
-    regions.extend(
-        [&ready, &points].map(|v| (v.as_ptr() as usize, std::mem::size_of_val(v.as_slice()))),
+    cowbreak_sync::set_regions(
+        k.regions()
+            .chain([&ready, &points].map(|v| cowbreak_sync::region_of(v))),
     );
-    cowbreak_sync::set_regions(regions);
     let handles: Vec<_> = (0..sc.threads.len())
         .map(|cpu| {
             let (sc, k, ready, points, groups) = (

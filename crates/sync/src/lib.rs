@@ -74,11 +74,16 @@ pub use shuttle_atomic::{next_access, object_key, Access};
 
 /// Name the memory the running execution's objects live in (shuttle only, for the
 /// schedulers that learn which objects race across executions; elsewhere nothing).
-pub fn set_regions(regions: Vec<(usize, usize)>) {
+pub fn set_regions(regions: impl IntoIterator<Item = (usize, usize)>) {
     #[cfg(all(not(loom), not(cowbreak_stress)))]
     shuttle_atomic::set_regions(regions);
     #[cfg(any(loom, cowbreak_stress))]
-    drop(regions);
+    let _ = regions;
+}
+
+/// The memory `items` occupy, as a region for [`set_regions`]: (address, length).
+pub fn region_of<T>(items: &[T]) -> (usize, usize) {
+    (items.as_ptr() as usize, std::mem::size_of_val(items))
 }
 
 /// Run `f`, which takes or waits on the object at `object`, so that a scheduler asked

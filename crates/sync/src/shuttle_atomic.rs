@@ -33,9 +33,14 @@ thread_local! {
 /// Name the memory the running execution's objects live in, as (address, length)
 /// ranges in an order that is the same in every execution (the kernel, its frame pool,
 /// its table pool, ...). Objects are fresh in every execution, so their addresses
-/// change; their place in a region does not: [`object_key`] gives it.
-pub fn set_regions(regions: Vec<(usize, usize)>) {
-    REGIONS.with(|r| *r.borrow_mut() = regions);
+/// change; their place in a region does not: [`object_key`] gives it. Reuses the
+/// previous execution's list: nothing is allocated once it has grown.
+pub fn set_regions(regions: impl IntoIterator<Item = (usize, usize)>) {
+    REGIONS.with(|r| {
+        let mut r = r.borrow_mut();
+        r.clear();
+        r.extend(regions);
+    });
 }
 
 /// The object at `address` as (its region's index << 40 | its offset in the region),

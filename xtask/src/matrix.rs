@@ -47,6 +47,13 @@ pub struct Args {
     /// minutes): past them the cell stays sampled and `checked` says so.
     #[arg(long, default_value_t = 120.0)]
     proof_seconds: f64,
+    /// Prove a clean cell at the next preemption bound too, where its proof at the bound
+    /// took at most this many loom executions (0: never). The deeper proof has the same
+    /// `--proof-budget` and `--proof-seconds`; `checked` names every bound proven, or
+    /// says the deeper one did not finish. A cell's bound-3 proof costs about 2 to 20
+    /// times its bound-2 one, so the small proofs are the ones worth deepening.
+    #[arg(long, default_value_t = 100)]
+    deepen_below: u64,
     /// PCT executions that probe a cell loom may prove, before the proof (they stop at the
     /// first violation; a cell they break runs the whole `--budget` instead).
     #[arg(long, default_value_t = 200)]
@@ -165,6 +172,20 @@ impl Cell {
     fn agrees(&self) -> bool {
         self.kinds == self.expected
     }
+    /// The deepest preemption bound at which loom proved the cell exhaustive, as its
+    /// `checked` says (`loom pb=N, M executions, exhaustive`).
+    fn proven_bound(&self) -> Option<usize> {
+        self.checked
+            .split("; ")
+            .filter_map(|part| {
+                let rest = part.strip_prefix("loom pb=")?;
+                let (bound, rest) = rest.split_once(", ")?;
+                rest.ends_with(" executions, exhaustive")
+                    .then(|| bound.parse().ok())?
+            })
+            .max()
+    }
+
     fn text(&self) -> String {
         let mark = if self.agrees() { "" } else { " (!)" };
         match self.kinds.first() {
@@ -331,7 +352,7 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
     }
     let verbosity = run::Verbosity::from_flags(args.run.quiet, args.run.verbose);
     let identity = identity(&scenarios, &eras, &arches, &args);
-    let settings = json!({"depth": args.depth, "seed": args.seed, "budget": args.budget, "proofs": !args.no_proofs, "proof_budget": args.proof_budget, "proof_seconds": args.proof_seconds, "probe": args.probe, "reuse": !args.no_reuse, "traces": dir.display().to_string()});
+    let settings = json!({"depth": args.depth, "seed": args.seed, "budget": args.budget, "proofs": !args.no_proofs, "proof_budget": args.proof_budget, "proof_seconds": args.proof_seconds, "deepen_below": args.deepen_below, "probe": args.probe, "reuse": !args.no_reuse, "traces": dir.display().to_string()});
     let work = all_cells(&scenarios, &eras, &arches);
     let mine: Vec<usize> = (0..work.len()).filter(|&i| shard.owns(i)).collect();
     let state_path = run::state_path(&dir, "matrix", shard);
@@ -671,10 +692,33 @@ fn run_cell(
             r.campaign.reads,
         )
     };
+    // A small clean proof, in a cell nothing broke, is tried again one bound deeper
+    // (`--deepen-below`).
+    let deeper = match &loom {
+        Some((l, true, _))
+            if l.violations.is_empty()
+                && violations.is_empty()
+                && l.executions <= args.deepen_below =>
+        {
+            let budget = crate::check::LoomBudget {
+                executions: Some(args.proof_budget),
+                seconds: Some(args.proof_seconds),
+            };
+            match crate::check::loom_report_within(&req, bound + 1, &budget) {
+                Ok(l) => Some(l),
+                Err(_) if stop.load(Ordering::Relaxed) => return Ok(None),
+                Err(e) => return Err(e),
+            }
+        }
+        _ => None,
+    };
     // The cell's outcome depends on every exploration that steered it: the probe and
     // loom (which decide whether PCT's budget runs) as well as PCT, even where PCT's
     // findings are the ones kept.
-    let reads = pct_reads | probe_reads | loom.as_ref().map_or(0, |l| l.2);
+    let reads = pct_reads
+        | probe_reads
+        | loom.as_ref().map_or(0, |l| l.2)
+        | deeper.as_ref().map_or(0, |l| l.2);
     let mut checked = format!(
         "PCT d={} seed {}, {} executions{}, sampled",
         args.depth,
@@ -684,7 +728,12 @@ fn run_cell(
     );
     // loom's findings count where PCT's whole budget found nothing, as when loom ran only
     // after it: a cell PCT breaks reads as PCT found it.
-    if let Some((l, exhaustive, _)) = loom.filter(|_| weak || violations.is_empty()) {
+    // A deeper proof runs only where the first found nothing; its findings count the same.
+    let proofs = [(bound, loom, ": sampled only"), (bound + 1, deeper, "")];
+    for (b, run, sampled) in proofs {
+        let Some((l, exhaustive, _)) = run.filter(|_| weak || violations.is_empty()) else {
+            continue;
+        };
         let mut extra = Vec::new();
         for v in l.violations {
             let same = |k: &campaign::Reported| {
@@ -698,10 +747,10 @@ fn run_cell(
         traces.extend(crate::check::write_traces(&req, &extra, dir)?);
         violations.extend(extra);
         checked.push_str(&if exhaustive {
-            format!("; loom pb={bound}, {} executions, exhaustive", l.executions)
+            format!("; loom pb={b}, {} executions, exhaustive", l.executions)
         } else {
             format!(
-                "; loom pb={bound} did not finish within {} executions or {} s: sampled only",
+                "; loom pb={b} did not finish within {} executions or {} s{sampled}",
                 args.proof_budget, args.proof_seconds
             )
         });
@@ -796,7 +845,8 @@ impl Output<'_> {
             print!("{table}");
         }
         if let Some(path) = markdown {
-            run::write_output(path, &table)?;
+            let proofs = render_proofs(self.scenarios, self.eras, self.arches, cells);
+            run::write_output(path, &(table + &proofs))?;
         }
         if let Some(path) = json_file {
             let v = json!({
@@ -814,6 +864,100 @@ impl Output<'_> {
         }
         Ok(())
     }
+}
+
+/// One row per scenario (and architecture, when there are several), one column per era,
+/// each cell as `text` puts it.
+fn grid(
+    scenarios: &[Scenario],
+    eras: &[Era],
+    arches: &[Arch],
+    cells: &[Cell],
+    text: impl Fn(&Cell) -> String,
+) -> String {
+    let mut out = String::new();
+    let width = |i: usize| {
+        cells
+            .iter()
+            .filter(|c| eras[i] == c.era)
+            .map(|c| text(c).len())
+            .max()
+            .unwrap_or(2)
+            .max(eras[i].name().len())
+    };
+    let row_name = |sc: &Scenario, a: Arch| {
+        if arches.len() > 1 {
+            format!("{} ({a})", sc.name)
+        } else {
+            sc.name.clone()
+        }
+    };
+    let rows: Vec<(usize, Arch)> = (0..scenarios.len())
+        .flat_map(|s| {
+            arches
+                .iter()
+                .filter(move |&&a| scenarios[s].runs_on(a))
+                .map(move |&a| (s, a))
+        })
+        .collect();
+    let name_w = rows
+        .iter()
+        .map(|&(s, a)| row_name(&scenarios[s], a).len())
+        .max()
+        .unwrap_or(8)
+        .max(8);
+    out.push_str(&format!("| {:name_w$} |", "scenario"));
+    for (i, e) in eras.iter().enumerate() {
+        out.push_str(&format!(" {:w$} |", e.name(), w = width(i)));
+    }
+    out.push_str(&format!("\n|{}|", "-".repeat(name_w + 2)));
+    for i in 0..eras.len() {
+        out.push_str(&format!("{}|", "-".repeat(width(i) + 2)));
+    }
+    out.push('\n');
+    for &(si, arch) in &rows {
+        out.push_str(&format!("| {:name_w$} |", row_name(&scenarios[si], arch)));
+        for (i, e) in eras.iter().enumerate() {
+            let shown = cells
+                .iter()
+                .find(|c| c.scenario == si && c.era == *e && c.arch == arch)
+                .map(&text)
+                .unwrap_or_default();
+            out.push_str(&format!(" {:w$} |", shown, w = width(i)));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// What the proofs reached, as a second table: the deepest preemption bound at which
+/// loom proved each clean cell, `sampled` where no proof finished, `-` where the cell
+/// found a violation; and the count of each.
+fn render_proofs(scenarios: &[Scenario], eras: &[Era], arches: &[Arch], cells: &[Cell]) -> String {
+    let text = |c: &Cell| match (c.kinds.is_empty(), c.proven_bound()) {
+        (false, _) => "-".to_string(),
+        (true, Some(b)) => format!("pb={b}"),
+        (true, None) => "sampled".to_string(),
+    };
+    let mut counts = std::collections::BTreeMap::new();
+    for c in cells.iter().filter(|c| c.kinds.is_empty()) {
+        *counts
+            .entry(std::cmp::Reverse(c.proven_bound()))
+            .or_insert(0) += 1;
+    }
+    let said: Vec<String> = counts
+        .iter()
+        .map(|(std::cmp::Reverse(b), n)| match b {
+            Some(b) => format!("{n} at bound {b}"),
+            None => format!("{n} sampled only"),
+        })
+        .collect();
+    format!(
+        "\n## Proofs\n\nThe deepest preemption bound at which loom proved each clean cell exhaustive (`pb=N`), `sampled` where no proof finished, `-` where the cell found a violation. {} clean cells: {}.\n\n{}",
+        cells.iter().filter(|c| c.kinds.is_empty()).count(),
+        said.join(", "),
+        grid(scenarios, eras, arches, cells, text)
+    )
 }
 
 /// Join matrix shards (`merge`): the cells of every state, checked to be of one matrix.
@@ -908,58 +1052,7 @@ fn render(
     settings: &Value,
     status: Status,
 ) -> String {
-    let mut out = String::new();
-    let width = |i: usize| {
-        cells
-            .iter()
-            .filter(|c| eras[i] == c.era)
-            .map(|c| c.text().len())
-            .max()
-            .unwrap_or(2)
-            .max(eras[i].name().len())
-    };
-    let row_name = |sc: &Scenario, a: Arch| {
-        if arches.len() > 1 {
-            format!("{} ({a})", sc.name)
-        } else {
-            sc.name.clone()
-        }
-    };
-    let rows: Vec<(usize, Arch)> = (0..scenarios.len())
-        .flat_map(|s| {
-            arches
-                .iter()
-                .filter(move |&&a| scenarios[s].runs_on(a))
-                .map(move |&a| (s, a))
-        })
-        .collect();
-    let name_w = rows
-        .iter()
-        .map(|&(s, a)| row_name(&scenarios[s], a).len())
-        .max()
-        .unwrap_or(8)
-        .max(8);
-    out.push_str(&format!("| {:name_w$} |", "scenario"));
-    for (i, e) in eras.iter().enumerate() {
-        out.push_str(&format!(" {:w$} |", e.name(), w = width(i)));
-    }
-    out.push_str(&format!("\n|{}|", "-".repeat(name_w + 2)));
-    for i in 0..eras.len() {
-        out.push_str(&format!("{}|", "-".repeat(width(i) + 2)));
-    }
-    out.push('\n');
-    for &(si, arch) in &rows {
-        out.push_str(&format!("| {:name_w$} |", row_name(&scenarios[si], arch)));
-        for (i, e) in eras.iter().enumerate() {
-            let text = cells
-                .iter()
-                .find(|c| c.scenario == si && c.era == *e && c.arch == arch)
-                .map(|c| c.text())
-                .unwrap_or_default();
-            out.push_str(&format!(" {:w$} |", text, w = width(i)));
-        }
-        out.push('\n');
-    }
+    let mut out = grid(scenarios, eras, arches, cells, Cell::text);
     let agree = cells.iter().filter(|c| c.agrees()).count();
     let found = cells.iter().filter(|c| !c.kinds.is_empty()).count();
     out.push_str(&format!(
@@ -977,9 +1070,13 @@ fn render(
                 }
             ),
             (false, Some(probe)) => format!(
-                "in a probe of {probe} PCT d={} seed {} executions, then loom, exhaustive at the preemption bound (2 unless the scenario asks for another), where the scenario fits loom and loom finishes within its proof budget; in {} PCT executions where it does not (a cell whose proof does not finish says so in `checked`)",
+                "in a probe of {probe} PCT d={} seed {} executions, then loom, exhaustive at the preemption bound (2 unless the scenario asks for another{}), where the scenario fits loom and loom finishes within its proof budget; in {} PCT executions where it does not (a cell whose proof does not finish says so in `checked`)",
                 settings["depth"],
                 settings["seed"],
+                match settings["deepen_below"].as_u64() {
+                    Some(n) if n > 0 => format!(", and one deeper where that proof took at most {n} executions"),
+                    _ => String::new(),
+                },
                 settings["budget"],
             ),
         },

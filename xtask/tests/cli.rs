@@ -686,6 +686,74 @@ fn a_proof_that_does_not_finish_leaves_the_cell_sampled() {
     }
 }
 
+/// A small proof is tried one preemption bound deeper: dirty-cow v5.9 x86 is proven at
+/// bound 2 in a couple of hundred loom executions, so with `--deepen-below` above that
+/// count its cell is proven at bound 3 as well (in more executions), below it only at 2,
+/// and a deeper proof that runs out of its budget says so and leaves the bound-2 proof
+/// standing; the Markdown's proofs table shows the deepest bound proven. Budget: 200 PCT
+/// executions a cell, seed 0.
+#[test]
+fn a_small_proof_is_deepened_to_the_next_bound() {
+    let checked = |extra: &[&str]| {
+        let dir = tempfile::tempdir().unwrap();
+        let mut args = vec![
+            "--scenarios",
+            "dirty-cow",
+            "--eras",
+            "v5.9",
+            "--arch",
+            "x86",
+            "--budget",
+            "200",
+        ];
+        args.extend_from_slice(extra);
+        let md = dir.path().join("matrix.md");
+        args.extend_from_slice(&["--markdown", md.to_str().unwrap()]);
+        let cells = matrix_cells(&args, dir.path());
+        assert_eq!(cells[0]["verdict"], "ok", "{}", cells[0]);
+        let table = std::fs::read_to_string(&md).unwrap();
+        // The Markdown's proofs table gives the deepest bound proven.
+        let proofs = table
+            .split("## Proofs")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{table}"));
+        let row = proofs.lines().find(|l| l.starts_with("| dirty-cow"));
+        let shown = row.and_then(|r| r.split('|').nth(2)).map(str::trim);
+        (
+            cells[0]["checked"].as_str().unwrap().to_string(),
+            shown.unwrap_or("").to_string(),
+        )
+    };
+    let executions = |checked: &str, bound: usize| -> Option<u64> {
+        let key = format!("loom pb={bound}, ");
+        let rest = &checked[checked.find(&key)? + key.len()..];
+        assert!(rest.contains(" executions, exhaustive"), "{checked}");
+        rest.split(' ').next()?.parse().ok()
+    };
+    let (deep, shown) = checked(&["--deepen-below", "100000"]);
+    let two = executions(&deep, 2).unwrap_or_else(|| panic!("{deep}"));
+    let three = executions(&deep, 3).unwrap_or_else(|| panic!("{deep}"));
+    assert!(three > two, "{deep}");
+    assert_eq!(shown, "pb=3");
+
+    let (shallow, shown) = checked(&["--deepen-below", &(two - 1).to_string()]);
+    assert_eq!(executions(&shallow, 2), Some(two), "{shallow}");
+    assert!(!shallow.contains("pb=3"), "{shallow}");
+    assert_eq!(shown, "pb=2");
+
+    // Room for the bound-2 proof, not for the bound-3 one.
+    let budget = (two + 1).to_string();
+    let (cut, shown) = checked(&["--deepen-below", "100000", "--proof-budget", &budget]);
+    assert_eq!(executions(&cut, 2), Some(two), "{cut}");
+    assert_eq!(shown, "pb=2");
+    assert!(
+        cut.ends_with(&format!(
+            "loom pb=3 did not finish within {budget} executions or 120 s"
+        )),
+        "{cut}"
+    );
+}
+
 /// Threads that wait for each other forever: a deadlock violation with a replayable
 /// trace from shuttle, and from loom (which aborts its runner on a deadlock) the same,
 /// never a crash of the command.

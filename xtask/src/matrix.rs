@@ -172,8 +172,9 @@ impl Cell {
     fn agrees(&self) -> bool {
         self.kinds == self.expected
     }
-    /// The deepest preemption bound at which loom proved the cell exhaustive, as its
-    /// `checked` says (`loom pb=N, M executions, exhaustive`).
+    /// The deepest preemption bound at which loom proved the cell exhaustive, read back
+    /// from `checked` as `run_cell` writes it (`loom pb=N, M executions, exhaustive`):
+    /// `checked` is what a state file keeps, so a resumed or merged cell has it too.
     fn proven_bound(&self) -> Option<usize> {
         self.checked
             .split("; ")
@@ -649,22 +650,31 @@ fn run_cell(
         }
         clean
     };
+    let proof_budget = crate::check::LoomBudget {
+        executions: Some(args.proof_budget),
+        seconds: Some(args.proof_seconds),
+    };
+    // loom at bound `b`; `None` when Ctrl-C, which reaches the loom runner too, stopped
+    // it: an interrupted cell, not a failure.
+    let loom_at =
+        |b: usize, budget: &crate::check::LoomBudget| match crate::check::loom_report_within(
+            &req, b, budget,
+        ) {
+            Ok(l) => Ok(Some(l)),
+            Err(_) if stop.load(Ordering::Relaxed) => Ok(None),
+            Err(e) => Err(e),
+        };
     // A weak-memory cell's loom run is its check, not a proof: no budget.
     let loom = if weak || probed_clean {
         let budget = if weak {
             crate::check::LoomBudget::default()
         } else {
-            crate::check::LoomBudget {
-                executions: Some(args.proof_budget),
-                seconds: Some(args.proof_seconds),
-            }
+            proof_budget
         };
-        match crate::check::loom_report_within(&req, bound, &budget) {
-            Ok(l) => Some(l),
-            // Ctrl-C reaches the loom runner too: an interrupted cell, not a failure.
-            Err(_) if stop.load(Ordering::Relaxed) => return Ok(None),
-            Err(e) => return Err(e),
-        }
+        let Some(l) = loom_at(bound, &budget)? else {
+            return Ok(None);
+        };
+        Some(l)
     } else {
         None
     };
@@ -700,15 +710,10 @@ fn run_cell(
                 && violations.is_empty()
                 && l.executions <= args.deepen_below =>
         {
-            let budget = crate::check::LoomBudget {
-                executions: Some(args.proof_budget),
-                seconds: Some(args.proof_seconds),
+            let Some(l) = loom_at(bound + 1, &proof_budget)? else {
+                return Ok(None);
             };
-            match crate::check::loom_report_within(&req, bound + 1, &budget) {
-                Ok(l) => Some(l),
-                Err(_) if stop.load(Ordering::Relaxed) => return Ok(None),
-                Err(e) => return Err(e),
-            }
+            Some(l)
         }
         _ => None,
     };
@@ -954,7 +959,7 @@ fn render_proofs(scenarios: &[Scenario], eras: &[Era], arches: &[Arch], cells: &
         .collect();
     format!(
         "\n## Proofs\n\nThe deepest preemption bound at which loom proved each clean cell exhaustive (`pb=N`), `sampled` where no proof finished, `-` where the cell found a violation. {} clean cells: {}.\n\n{}",
-        cells.iter().filter(|c| c.kinds.is_empty()).count(),
+        counts.values().sum::<usize>(),
         said.join(", "),
         grid(scenarios, eras, arches, cells, text)
     )

@@ -42,6 +42,40 @@ fn cve_2020_29374_v5_9_passes_exhaustively() {
     );
 }
 
+/// A budget of n executions stops loom after n: loom reads its `max_permutations` only at
+/// the iterations where it would store a checkpoint, so without an interval of 1 it ran
+/// the whole space whatever the budget.
+#[test]
+fn a_budget_stops_loom_after_that_many_executions() {
+    let whole = explore_loom(
+        PREEMPTION_BOUND,
+        common::cve_2020_29374(Era::V5_9).small().execution(),
+    );
+    assert!(
+        whole.executions > 8,
+        "loom explored {} executions",
+        whole.executions
+    );
+    for n in [1, 7] {
+        let cut = explore_loom(
+            LoomConfig {
+                max_executions: Some(n),
+                ..PREEMPTION_BOUND
+            },
+            common::cve_2020_29374(Era::V5_9).small().execution(),
+        );
+        assert_eq!(cut.executions, n as u64, "budget {n}");
+    }
+    let exact = explore_loom(
+        LoomConfig {
+            max_executions: Some(whole.executions as usize),
+            ..PREEMPTION_BOUND
+        },
+        common::cve_2020_29374(Era::V5_9).small().execution(),
+    );
+    assert_eq!(exact.executions, whole.executions);
+}
+
 #[test]
 fn cve_2020_29374_v4_9_fails() {
     let out = explore_loom(

@@ -31,9 +31,10 @@ pub struct LoomConfig {
     /// `Builder::max_branches`: spin-waits (an IPI waiting for an interrupts-off CPU)
     /// take a branch per yield.
     pub max_branches: usize,
-    /// `Builder::max_permutations`: stop after this many executions (a proof's budget);
-    /// `None`, exhaustive whatever it takes. It changes no path's iteration number, so a
-    /// path found under a budget replays without it.
+    /// At most this many executions (a proof's budget; loom's `max_permutations`, one
+    /// more since loom counts the iteration it stops at); `None`, exhaustive whatever it
+    /// takes. It changes no path's iteration number, so a path found under a budget
+    /// replays without it.
     pub max_executions: Option<usize>,
 }
 
@@ -54,9 +55,21 @@ impl LoomConfig {
         // Whatever LOOM_* says in the environment, a path replays only under the
         // settings that found it.
         builder.checkpoint_file = None;
-        builder.checkpoint_interval = usize::MAX;
-        builder.max_permutations = self.max_executions;
         builder.max_duration = None;
+        // loom reads `max_permutations` only at the top of an iteration whose number is a
+        // multiple of `checkpoint_interval` (and stores no path without a checkpoint
+        // file): with an interval of 1 it stops at the top of iteration n + 1, after n
+        // executions. With `usize::MAX` it never stopped, and a budget was not kept.
+        match self.max_executions {
+            Some(n) => {
+                builder.checkpoint_interval = 1;
+                builder.max_permutations = Some(n.saturating_add(1));
+            }
+            None => {
+                builder.checkpoint_interval = usize::MAX;
+                builder.max_permutations = None;
+            }
+        }
         builder
     }
 }

@@ -304,17 +304,22 @@ pub fn output_within(
         .stderr(err.try_clone().map_err(cannot)?)
         .spawn()
         .map_err(cannot)?;
-    let started = std::time::Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().map_err(cannot)? {
-            break status;
+    // Woken when the child ends, not at the next tick of a polling loop: a matrix runs
+    // hundreds of loom proofs of a few milliseconds each.
+    let status = match seconds {
+        None => child.wait().map_err(cannot)?,
+        Some(s) => {
+            use wait_timeout::ChildExt;
+            let limit = std::time::Duration::from_secs_f64(s.max(0.0));
+            match child.wait_timeout(limit).map_err(cannot)? {
+                Some(status) => status,
+                None => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Ok(None);
+                }
+            }
         }
-        if seconds.is_some_and(|s| started.elapsed().as_secs_f64() > s) {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Ok(None);
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
     };
     let read = |f: &mut std::fs::File| -> Result<Vec<u8>, Fail> {
         let mut v = Vec::new();

@@ -77,33 +77,19 @@ fn a_shared_handle_adds_no_branch_points() {
 /// the whole space whatever the budget.
 #[test]
 fn a_budget_stops_loom_after_that_many_executions() {
-    let whole = explore_loom(
-        PREEMPTION_BOUND,
-        common::cve_2020_29374(Era::V5_9).small().execution(),
-    );
-    assert!(
-        whole.executions > 8,
-        "loom explored {} executions",
-        whole.executions
-    );
-    for n in [1, 7] {
-        let cut = explore_loom(
-            LoomConfig {
-                max_executions: Some(n),
-                ..PREEMPTION_BOUND
-            },
-            common::cve_2020_29374(Era::V5_9).small().execution(),
-        );
-        assert_eq!(cut.executions, n as u64, "budget {n}");
-    }
-    let exact = explore_loom(
-        LoomConfig {
-            max_executions: Some(whole.executions as usize),
+    let explore = |budget: Option<usize>| {
+        let cfg = LoomConfig {
+            max_executions: budget,
             ..PREEMPTION_BOUND
-        },
-        common::cve_2020_29374(Era::V5_9).small().execution(),
-    );
-    assert_eq!(exact.executions, whole.executions);
+        };
+        explore_loom(cfg, common::cve_2020_29374(Era::V5_9).small().execution()).executions
+    };
+    let whole = explore(None);
+    assert!(whole > 8, "loom explored {whole} executions");
+    for n in [1, 7] {
+        assert_eq!(explore(Some(n)), n as u64, "budget {n}");
+    }
+    assert_eq!(explore(Some(whole as usize)), whole);
 }
 
 #[test]

@@ -305,8 +305,8 @@ pub fn output_within(
         .spawn()
         .map_err(cannot)?;
     // Woken when the child ends, not at the next tick of a polling loop: a matrix runs
-    // hundreds of loom proofs of a few milliseconds each.
-    // A limit too far off to be a deadline (`--proof-seconds 1e300`, `inf`) is none.
+    // hundreds of loom proofs of a few milliseconds each. A limit too far off to be a
+    // deadline (`--proof-seconds 1e300`, `inf`) is none.
     let limit = seconds
         .and_then(|s| std::time::Duration::try_from_secs_f64(s.max(0.0)).ok())
         .filter(|d| std::time::Instant::now().checked_add(*d).is_some());
